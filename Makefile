@@ -1,35 +1,67 @@
 # podnet.fabric — `make lab` builds the namespace lab; `make test` runs everything CI runs.
+# Every target installs what it needs (apt packages, the virtualenvs) on a fresh machine.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+PYTHON_221 ?= $(shell command -v python3.12 || ls -d /root/.pyenv/versions/3.1[23]*/bin/python3 2>/dev/null | head -1)
 VENV := .venv
 BIN := $(VENV)/bin
+VENV_221 := .venv-2.21
 COLL := .collections/ansible_collections/podnet/fabric
 MODE ?= vxlan
+PYTEST := $(BIN)/python -m pytest
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: all venv link test unit integration ipip-vm sanity lint lab lab-down clean
+.PHONY: all deps venv link test unit integration ipip-vm sanity sanity-2.19 sanity-2.21 units-2.21 lint \
+        lab lab-down clean
 
 all: venv
 
+deps:
+	@tests/tools/install-deps
+
+# ansible-core 2.19 on Python 3.11: the controller the lab, the tests and the lint run on.
 $(BIN)/ansible: requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# ansible-core 2.21 on Python 3.12: the current line, for sanity, unit and module tests.
+$(VENV_221)/bin/ansible: requirements-2.21.txt
+	$(PYTHON_221) -m venv $(VENV_221)
+	$(VENV_221)/bin/pip install -q --disable-pip-version-check -r requirements-2.21.txt
 	touch $@
 
 link:
 	@mkdir -p $(dir $(COLL)) && ln -sfn ../../.. $(COLL)
 
-venv: $(BIN)/ansible link
+venv: deps $(BIN)/ansible link
 
 unit: venv
-	$(BIN)/python -m pytest -q tests/unit
+	$(PYTEST) -q tests/unit
 
 integration: venv
-	$(BIN)/python -m pytest -q tests/integration
+	$(PYTEST) -q tests/integration
 
-test: venv unit integration
+# Tests that need a kernel with IPIP, in a qemu VM running a stock Debian kernel.
+ipip-vm: venv
+	tests/qemu/run -- $(BIN)/python -m pytest -q -m ipip tests/integration
+
+sanity-2.19: venv
+	tests/tools/ansible-test-sanity $(VENV) 3.11
+
+sanity-2.21: venv $(VENV_221)/bin/ansible
+	tests/tools/ansible-test-sanity $(VENV_221) 3.12
+
+units-2.21: venv $(VENV_221)/bin/ansible
+	$(VENV_221)/bin/python -m pytest -q tests/unit
+
+sanity: sanity-2.19 sanity-2.21
+
+lint: venv
+	$(BIN)/ansible-lint
+
+test: venv unit units-2.21 lint sanity integration ipip-vm
 
 clean:
-	rm -rf $(VENV) .collections .build
+	rm -rf $(VENV) $(VENV_221) .collections .build

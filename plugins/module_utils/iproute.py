@@ -17,7 +17,8 @@ import os
 from ansible_collections.podnet.fabric.plugins.module_utils import validate
 
 # What iproute2 prints when the object read does not exist.
-MISSING_MARKERS = ("does not exist", "Cannot find device", "Cannot open network namespace")
+MISSING_MARKERS = ("does not exist", "Cannot find device", "Cannot open network namespace",
+                   "Network is unreachable")
 
 # Options every podnet module shares (see the podnet.fabric.common doc fragment).
 COMMON_ARGS = dict(
@@ -107,6 +108,15 @@ class IpRoute(object):
         if not self.module.check_mode:
             self._call(argv)
         return argv
+
+    def try_run(self, tool, args, netns=None):
+        """Like ``run``, but return ``(rc, stdout, stderr)`` instead of failing, so the
+        caller can turn a known error into a clear message.  ``(0, "", "")`` in check mode."""
+        argv = self._argv(tool, args, netns)
+        self.commands.append(argv)
+        if self.module.check_mode:
+            return 0, "", ""
+        return self._call(argv, check_rc=False)
 
     def result(self, changed, before=None, after=None, **extra):
         """Exit with podnet's standard result: changed, commands, diff."""

@@ -25,7 +25,7 @@ def test_present_idempotent_check_diff_absent(module, node):
     assert [c[1:3] for c in first["commands"]] == [["route", "replace"]] * 2
     assert podnet_routes(node) == [("192.168.11.0/24", "10.57.4.21", 0), ("192.168.12.0/24", "10.57.4.22", 10)]
     assert [r["dst"] for r in first["diff"]["after"]["routes"]] == ["192.168.11.0/24", "192.168.12.0/24"]
-    onlink = [r for r in ipj(node, "route", "show", "192.168.11.0/24")][0]
+    onlink = ipj(node, "route", "show", "192.168.11.0/24")[0]
     assert "onlink" in onlink["flags"] and onlink["protocol"] == "150"
 
     again = module("node_route", {"routes": HOST_GW}, ns=node)

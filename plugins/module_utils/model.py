@@ -1,0 +1,369 @@
+# -*- coding: utf-8 -*-
+# Copyright: podnet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The cluster model: inventory -> validated cluster -> what each node must hold.
+
+Pure Python, no Ansible and no kernel, so every rule is unit-tested and the
+validation role refuses exactly what the planner could not build.  Two steps:
+
+* ``Cluster.from_inventory(hosts, settings)`` checks what the inventory alone can
+  tell (addresses, CIDRs, names, ranges, duplicates, overlaps) and raises
+  ``PodnetError`` naming the host and the variable;
+* ``cluster.check_underlay(facts)`` adds what only the nodes can tell (the underlay
+  interface, its subnet and MTU, a route to the pod gateway) and checks the mode
+  against it (host-gw needs on-link peers, the MTU must fit the underlay);
+* ``cluster.node_plan(host, facts)`` returns the per-node desired state the roles
+  hand to the modules: pods, routes, the tunnel device, FDB and neighbour entries.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ansible_collections.podnet.fabric.plugins.module_utils import validate
+from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
+
+MODES = ("host-gw", "ipip", "vxlan")
+FDB_STRATEGIES = ("static", "flood", "multicast")
+OVERHEAD = {"host-gw": 0, "ipip": 20, "vxlan": 50}
+
+DEFAULTS = dict(
+    mode="vxlan",
+    pod_gateway="169.254.10.24",
+    vxlan_vni=100,
+    vxlan_port=4789,
+    vxlan_fdb="static",
+    vxlan_group="239.1.1.1",
+    vxlan_device="vxlan0",
+    ipip_device="mustang.tun0",
+    ipip_ttl=64,
+    direct_routing=False,
+    mtu=None,
+)
+
+
+def _err(host, var, message):
+    """An error naming the host (None for a cluster-wide setting) and the variable."""
+    if host is None:
+        return PodnetError("%s: %s" % (var, message))
+    return PodnetError("host %s: %s: %s" % (host, var, message))
+
+
+def _check(host, var, func, *args):
+    """Run a validator; re-raise its error prefixed with the host and variable."""
+    try:
+        return func(*args)
+    except PodnetError as exc:
+        text = str(exc)
+        if text.startswith(args[-1] + ": "):
+            text = text[len(args[-1]) + 2:]
+        raise _err(host, var, text)
+
+
+class Node(object):
+    def __init__(self, name, node_ip, pod_cidr, pods, node_iface):
+        self.name = name
+        self.node_ip = node_ip
+        self.pod_cidr = pod_cidr
+        self.pods = pods
+        self.node_iface = node_iface
+
+    @property
+    def network(self):
+        return ipaddress.IPv4Network(self.pod_cidr)
+
+    @property
+    def tunnel_ip(self):
+        """The node's own address in its pod CIDR (first host): the tunnel device's /32."""
+        return str(self.network.network_address + 1)
+
+    @property
+    def vtep_mac(self):
+        return validate.vtep_mac(self.node_ip)
+
+
+class Cluster(object):
+    """A validated podnet cluster."""
+
+    def __init__(self, nodes, settings):
+        self.nodes = nodes
+        self.settings = settings
+
+    @property
+    def mode(self):
+        return self.settings["mode"]
+
+    # -- step 1: the inventory alone ------------------------------------------------
+
+    @classmethod
+    def from_inventory(cls, hosts, settings=None):
+        """``hosts``: {hostname: {node_ip, pod_cidr, pods, node_iface}}; ``settings``: tunables."""
+        settings = cls._settings(settings or {})
+        if not hosts:
+            raise PodnetError("inventory: the group 'nodes' has no hosts")
+        nodes, seen_ip, seen_pod = [], {}, {}
+        for name in sorted(hosts):
+            nodes.append(cls._node(name, hosts[name] or {}, settings, seen_ip, seen_pod))
+        for i, one in enumerate(nodes):
+            for other in nodes[i + 1:]:
+                if one.network.overlaps(other.network):
+                    raise _err(other.name, "pod_cidr", "%s overlaps %s of host %s"
+                               % (other.pod_cidr, one.pod_cidr, one.name))
+        gateway = ipaddress.IPv4Address(settings["pod_gateway"])
+        for node in nodes:
+            if gateway in node.network:
+                raise _err(node.name, "pod_cidr", "%s contains the pod gateway %s (podnet_pod_gateway)"
+                           % (node.pod_cidr, gateway))
+        return cls(nodes, settings)
+
+    @staticmethod
+    def _settings(raw):
+        s = dict(DEFAULTS)
+        s.update(dict((k, v) for k, v in raw.items() if v is not None or k == "mtu"))
+        where = None
+        if s["mode"] not in MODES:
+            raise _err(where, "mode", "unknown mode %r; choose one of %s" % (s["mode"], ", ".join(MODES)))
+        if s["vxlan_fdb"] not in FDB_STRATEGIES:
+            raise _err(where, "podnet_vxlan_fdb", "unknown FDB strategy %r; choose one of %s"
+                       % (s["vxlan_fdb"], ", ".join(FDB_STRATEGIES)))
+        s["pod_gateway"] = _check(where, "podnet_pod_gateway", validate.ipv4, s["pod_gateway"], "podnet_pod_gateway")
+        s["vxlan_vni"] = _check(where, "podnet_vxlan_vni", validate.vni, s["vxlan_vni"], "podnet_vxlan_vni")
+        s["vxlan_port"] = _check(where, "podnet_vxlan_port", validate.port, s["vxlan_port"], "podnet_vxlan_port")
+        s["ipip_ttl"] = _check(where, "podnet_ipip_ttl", validate.ttl, s["ipip_ttl"], "podnet_ipip_ttl")
+        group = _check(where, "podnet_vxlan_group", validate.ipv4, s["vxlan_group"], "podnet_vxlan_group")
+        if not ipaddress.IPv4Address(group).is_multicast:
+            raise _err(where, "podnet_vxlan_group", "%s is not a multicast address (224.0.0.0/4)" % group)
+        s["vxlan_group"] = group
+        for var in ("vxlan_device", "ipip_device"):
+            s[var] = _check(where, "podnet_" + var, validate.ifname, s[var], "podnet_" + var)
+        if s["vxlan_device"] == s["ipip_device"]:
+            raise _err(where, "podnet_ipip_device", "must differ from podnet_vxlan_device")
+        if s["mtu"] not in (None, ""):
+            s["mtu"] = _check(where, "podnet_mtu", validate.mtu, s["mtu"], "podnet_mtu")
+        else:
+            s["mtu"] = None
+        if not isinstance(s["direct_routing"], bool):
+            raise _err(where, "podnet_direct_routing", "must be true or false, not %r" % (s["direct_routing"],))
+        return s
+
+    @staticmethod
+    def _node(name, hv, settings, seen_ip, seen_pod):
+        for var in ("node_ip", "pod_cidr"):
+            if hv.get(var) in (None, ""):
+                raise _err(name, var, "is required")
+        node_ip = _check(name, "node_ip", validate.ipv4, hv["node_ip"], "node_ip")
+        if node_ip in seen_ip:
+            raise _err(name, "node_ip", "%s is also the node_ip of host %s" % (node_ip, seen_ip[node_ip]))
+        seen_ip[node_ip] = name
+        pod_cidr = _check(name, "pod_cidr", validate.ipv4_network, hv["pod_cidr"], "pod_cidr")
+        network = ipaddress.IPv4Network(pod_cidr)
+        if network.prefixlen > 30:
+            raise _err(name, "pod_cidr", "%s is too small: it needs room for the node's address and pods" % pod_cidr)
+        if ipaddress.IPv4Address(node_ip) in network:
+            raise _err(name, "pod_cidr", "%s contains the node's own node_ip %s" % (pod_cidr, node_ip))
+        iface = hv.get("node_iface")
+        if iface not in (None, ""):
+            iface = _check(name, "node_iface", validate.ifname, iface, "node_iface")
+        else:
+            iface = None
+        pods = []
+        raw_pods = hv.get("pods") or []
+        if not isinstance(raw_pods, list):
+            raise _err(name, "pods", "must be a list of {name, ip}")
+        used = {str(network.network_address + 1): "the node's own tunnel address"}
+        for index, pod in enumerate(raw_pods):
+            var = "pods[%d]" % index
+            if not isinstance(pod, dict) or not pod.get("name") or not pod.get("ip"):
+                raise _err(name, var, "each pod needs a name and an ip")
+            pod_name = _check(name, var + ".name", validate.netns_name, pod["name"], var + ".name")
+            if pod_name in seen_pod:
+                raise _err(name, var + ".name", "pod %s is also defined on host %s (pod names are namespace "
+                           "names and must be unique across the cluster)" % (pod_name, seen_pod[pod_name]))
+            seen_pod[pod_name] = name
+            ip = _check(name, var + ".ip", validate.ipv4, pod["ip"], var + ".ip")
+            address = ipaddress.IPv4Address(ip)
+            if address not in network:
+                raise _err(name, var + ".ip", "%s is outside the node's pod_cidr %s" % (ip, pod_cidr))
+            if address in (network.network_address, network.broadcast_address):
+                raise _err(name, var + ".ip", "%s is the %s address of %s" % (
+                    ip, "network" if address == network.network_address else "broadcast", pod_cidr))
+            if ip in used:
+                raise _err(name, var + ".ip", "%s is already %s" % (ip, used[ip]))
+            used[ip] = "used by pod %s" % pod_name
+            host_ifname = pod.get("host_ifname") or ("veth-" + pod_name)
+            if len(host_ifname) > validate.IFNAMSIZ:
+                raise _err(name, var + ".name", "the host-side interface %r derived from the pod name is over "
+                           "%d characters; set %s.host_ifname" % (host_ifname, validate.IFNAMSIZ, var))
+            host_ifname = _check(name, var + ".host_ifname", validate.ifname, host_ifname, var + ".host_ifname")
+            pods.append(dict(name=pod_name, ip=ip, prefixlen=network.prefixlen, host_ifname=host_ifname))
+        return Node(name, node_ip, pod_cidr, pods, iface)
+
+    def node(self, name):
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise PodnetError("host %s: is not in the group 'nodes'" % name)
+
+    # -- step 2: what the nodes tell ------------------------------------------------
+
+    def check_underlay(self, facts):
+        """``facts``: {host: {iface, prefixlen, mtu, gateway_route}} from podnet.fabric.node_facts.
+
+        Raises ``PodnetError`` for the first host whose underlay cannot carry the mode.
+        """
+        for node in self.nodes:
+            fact = facts.get(node.name)
+            if not fact or not fact.get("iface"):
+                raise _err(node.name, "node_ip", "no interface on the node holds %s" % node.node_ip)
+            if node.node_iface and fact["iface"] != node.node_iface:
+                raise _err(node.name, "node_iface", "%s does not hold node_ip %s (it is on %s)"
+                           % (node.node_iface, node.node_ip, fact["iface"]))
+            if not fact.get("gateway_route"):
+                raise _err(node.name, "podnet_pod_gateway", "the node has no route to %s through another "
+                           "interface (e.g. a default route), so proxy ARP would never answer the pods"
+                           % self.settings["pod_gateway"])
+            mtu = self.mtu(node.name, facts)
+            limit = fact["mtu"] - OVERHEAD[self.mode]
+            if mtu > limit:
+                raise _err(node.name, "podnet_mtu", "%d is larger than the underlay %s allows for %s (%d - %d = %d)"
+                           % (mtu, fact["iface"], self.mode, fact["mtu"], OVERHEAD[self.mode], limit))
+        if self.mode == "host-gw":
+            for node in self.nodes:
+                far = [peer.name for peer in self.peers(node.name) if not self.on_link(node.name, peer.name, facts)]
+                if far:
+                    raise _err(node.name, "mode", "host-gw needs every node on one L2 segment, but peer(s) %s "
+                               "are not in this node's underlay subnet; use ipip or vxlan, with "
+                               "podnet_direct_routing=true for host-gw routes where possible" % ", ".join(far))
+        if self.mode == "vxlan" and self.settings["vxlan_fdb"] == "multicast":
+            nets = set(self._subnet(n.name, facts) for n in self.nodes)
+            if len(nets) > 1:
+                raise _err(None, "podnet_vxlan_fdb", "multicast needs every node in one subnet (the group is not "
+                           "routed between %s); use static" % ", ".join(sorted(str(n) for n in nets)))
+
+    def _subnet(self, name, facts):
+        fact = facts[name]
+        return ipaddress.IPv4Interface("%s/%s" % (self.node(name).node_ip, fact["prefixlen"])).network
+
+    def on_link(self, name, peer, facts):
+        return ipaddress.IPv4Address(self.node(peer).node_ip) in self._subnet(name, facts)
+
+    def peers(self, name):
+        return [node for node in self.nodes if node.name != name]
+
+    def mtu(self, name, facts):
+        if self.settings["mtu"]:
+            return self.settings["mtu"]
+        return facts[name]["mtu"] - OVERHEAD[self.mode]
+
+    # -- step 3: what one node must hold ------------------------------------------
+
+    def node_plan(self, name, facts):
+        node = self.node(name)
+        s = self.settings
+        iface = facts[name]["iface"]
+        mtu = self.mtu(name, facts)
+        plan = dict(mode=self.mode, mtu=mtu, iface=iface, pod_cidr=node.pod_cidr,
+                    pods=[dict(p, address="%s/%d" % (p["ip"], p["prefixlen"]), gateway=s["pod_gateway"], mtu=mtu)
+                          for p in node.pods])
+        routes = [dict(dst=p["ip"] + "/32", dev=p["host_ifname"], scope="link") for p in node.pods]
+        tunnel_peers = []
+        for peer in self.peers(name):
+            direct = self.mode == "host-gw" or (s["direct_routing"] and self.on_link(name, peer.name, facts))
+            if direct:
+                routes.append(dict(dst=peer.pod_cidr, via=peer.node_ip, dev=iface, onlink=True))
+            elif self.mode == "ipip":
+                routes.append(dict(dst=peer.pod_cidr, via=peer.node_ip, dev=s["ipip_device"], onlink=True))
+                tunnel_peers.append(peer)
+            else:
+                routes.append(dict(dst=peer.pod_cidr, via=peer.tunnel_ip, dev=s["vxlan_device"], onlink=True))
+                tunnel_peers.append(peer)
+        plan["routes"] = routes
+        plan["tunnel"] = None
+        plan["fdb"] = None
+        # Devices of the modes not in use are removed (only if they are podnet's kind).
+        plan["absent_tunnels"] = [dict(name=s["ipip_device"], kind="ipip"), dict(name=s["vxlan_device"], kind="vxlan")]
+        if self.mode == "ipip":
+            plan["tunnel"] = dict(name=s["ipip_device"], kind="ipip", local=node.node_ip, ttl=s["ipip_ttl"],
+                                  mtu=mtu, addresses=[node.tunnel_ip + "/32"])
+        elif self.mode == "vxlan":
+            strategy = s["vxlan_fdb"]
+            tunnel = dict(name=s["vxlan_device"], kind="vxlan", vni=s["vxlan_vni"], port=s["vxlan_port"],
+                          local=node.node_ip, dev=iface, learning=strategy != "static", mac=node.vtep_mac,
+                          mtu=mtu, addresses=[node.tunnel_ip + "/32"])
+            if strategy == "multicast":
+                tunnel["group"] = s["vxlan_group"]
+            plan["tunnel"] = tunnel
+            if strategy == "static":
+                plan["fdb"] = dict(device=s["vxlan_device"],
+                                   neighbors=[dict(ip=p.tunnel_ip, mac=p.vtep_mac) for p in tunnel_peers],
+                                   entries=[dict(mac=p.vtep_mac, dst=p.node_ip) for p in tunnel_peers])
+            elif strategy == "flood":
+                plan["fdb"] = dict(device=s["vxlan_device"], neighbors=[],
+                                   entries=[dict(mac="00:00:00:00:00:00", dst=p.node_ip) for p in tunnel_peers])
+            else:
+                plan["fdb"] = dict(device=s["vxlan_device"], neighbors=[], entries=[])
+        if plan["tunnel"]:
+            plan["absent_tunnels"] = [t for t in plan["absent_tunnels"] if t["kind"] != plan["tunnel"]["kind"]]
+        # Traffic this node forwards is always to or from its own pods.
+        plan["forward_cidr"] = node.pod_cidr
+        plan["encap_peers"] = [p.node_ip for p in tunnel_peers]
+        return plan
+
+    def verify_plan(self, name, facts):
+        """What ``playbooks/verify.yml`` checks from this node.
+
+        ``probes``: every local pod to every other pod, the node to every remote pod, and a
+        path-MTU pair (MTU-28 bytes with DF passes, one byte more fails).  ``capture``: one
+        pod-to-pod ping, from the first node's first pod to a pod of a peer reached through
+        the tunnel when there is one, captured on the receiver's underlay.
+        """
+        node = self.node(name)
+        all_pods = [(n, p) for n in self.nodes for p in n.pods]
+        probes = []
+        for pod in node.pods:
+            probes += [dict(src=pod["name"], dst=p["ip"]) for n, p in all_pods if p["name"] != pod["name"]]
+        probes += [dict(src="", dst=p["ip"]) for n, p in all_pods if n.name != name]
+        plan = self.node_plan(name, facts)
+        encap = set(plan["encap_peers"])
+        remote = [(n, p) for n, p in all_pods if n.name != name]
+        remote.sort(key=lambda item: item[0].node_ip not in encap)
+        if node.pods and remote:
+            mtu = plan["mtu"]
+            target = remote[0][1]["ip"]
+            probes.append(dict(src=node.pods[0]["name"], dst=target, size=mtu - 28, df=True))
+            probes.append(dict(src=node.pods[0]["name"], dst=target, size=mtu - 27, df=True, expect=False))
+        capture = None
+        sender = next((n for n in self.nodes if n.pods), None)
+        if sender is not None:
+            sender_plan = self.node_plan(sender.name, facts)
+            targets = [(n, p) for n, p in all_pods if n.name != sender.name]
+            targets.sort(key=lambda item: item[0].node_ip not in set(sender_plan["encap_peers"]))
+            if targets:
+                receiver, pod = targets[0]
+                src_pod = sender.pods[0]
+                tunnelled = receiver.node_ip in sender_plan["encap_peers"]
+                kind = self.mode if tunnelled else "host-gw"
+                inner = "%s > %s: ICMP echo request" % (src_pod["ip"], pod["ip"])
+                if kind == "ipip":
+                    bpf, expect = "ip proto 4 and src host %s" % sender.node_ip, [
+                        "%s > %s: %s" % (sender.node_ip, receiver.node_ip, inner), "ipip-proto-4"]
+                elif kind == "vxlan":
+                    bpf, expect = "udp port %d and src host %s" % (self.settings["vxlan_port"], sender.node_ip), [
+                        "%s." % sender.node_ip, "> %s.%d: VXLAN" % (receiver.node_ip, self.settings["vxlan_port"]),
+                        "vni %d" % self.settings["vxlan_vni"], inner]
+                else:
+                    bpf, expect = "icmp and src host %s" % src_pod["ip"], [inner]
+                capture = dict(kind=kind, sender=sender.name, receiver=receiver.name, src=src_pod["name"],
+                               dst=pod["ip"], iface=facts[receiver.name]["iface"], filter=bpf, expect=expect)
+        return dict(probes=probes, capture=capture)
+
+
+def settings_from_vars(hostvars):
+    """The tunables from a host's variables (``mode`` and ``podnet_*``)."""
+    raw = {}
+    if "mode" in hostvars:
+        raw["mode"] = hostvars["mode"]
+    for key in DEFAULTS:
+        if "podnet_" + key in hostvars:
+            raw[key] = hostvars["podnet_" + key]
+    return raw

@@ -1,0 +1,103 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: podnet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: node_facts
+short_description: Read what podnet needs to know about a node's underlay
+version_added: 0.1.0
+description:
+  - Finds the interface that holds O(node_ip), its prefix length and MTU, whether the node has a
+    route to the pod gateway through another interface (proxy ARP answers only then), and the
+    rp_filter settings that break forwarding.
+  - Read-only. Returns the fact C(podnet_underlay).
+author:
+  - podnet developers (@podnet)
+options:
+  node_ip:
+    description: The node's underlay address.
+    type: str
+    required: true
+  pod_gateway:
+    description: The pods' gateway address (answered by proxy ARP).
+    type: str
+    default: 169.254.10.24
+  netns:
+    description: Read inside this network namespace instead of the current one.
+    type: str
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying the target.
+    support: full
+  diff_mode:
+    description: Returns details on what has changed (or would change in check mode) when in diff mode.
+    support: none
+  facts:
+    description: Action returns an C(ansible_facts) dictionary that will update existing host facts.
+    support: full
+  platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Read the underlay
+  podnet.fabric.node_facts:
+    node_ip: 10.57.4.20
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts to add to ansible_facts.
+  returned: always
+  type: complex
+  contains:
+    podnet_underlay:
+      description: The underlay as podnet sees it.
+      type: dict
+      returned: always
+      sample: {"iface": "eth0", "prefixlen": 24, "mtu": 1500, "gateway_route": true,
+               "rp_filter": {"all": 0, "eth0": 0}, "ip_forward": 1}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.podnet.fabric.plugins.module_utils import iproute, validate
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(node_ip=dict(type="str", required=True),
+                           pod_gateway=dict(type="str", default="169.254.10.24"),
+                           netns=dict(type="str")),
+        supports_check_mode=True,
+    )
+    node_ip = iproute.fail_on_invalid(module, validate.ipv4, module.params["node_ip"], "node_ip")
+    gateway = iproute.fail_on_invalid(module, validate.ipv4, module.params["pod_gateway"], "pod_gateway")
+    ip = iproute.IpRoute(module, module.params["netns"])
+
+    fact = dict(iface=None, prefixlen=None, mtu=None, gateway_route=False, rp_filter={}, ip_forward=None)
+    for link in ip.read_json("ip", ["addr", "show"]):
+        for addr in link.get("addr_info", []):
+            if addr.get("family") == "inet" and addr.get("local") == node_ip:
+                fact.update(iface=link["ifname"], prefixlen=addr["prefixlen"], mtu=link["mtu"])
+    routes = ip.read_json("ip", ["route", "get", gateway], missing_ok=True)
+    # `ip route get` fails with "Network is unreachable" when nothing covers the gateway.
+    fact["gateway_route"] = bool(routes) and routes[0].get("type", "unicast") == "unicast"
+    keys = ["net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter"]
+    if fact["iface"]:
+        keys.append("net.ipv4.conf.%s.rp_filter" % fact["iface"])
+    values = [int(v) for v in ip.read("sysctl", ["-n"] + keys).split()]
+    fact["ip_forward"] = values[0]
+    fact["rp_filter"] = dict(all=values[1])
+    if fact["iface"]:
+        fact["rp_filter"][fact["iface"]] = values[2]
+    module.exit_json(changed=False, ansible_facts=dict(podnet_underlay=fact))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: podnet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: node_sysctl
+short_description: Set kernel parameters podnet needs, and give them back on teardown
+version_added: 0.1.0
+description:
+  - With O(state=present), sets each key in O(settings) (for example C(net.ipv4.ip_forward=1)) in the
+    network namespace the module runs in, through C(sysctl -w). Nothing is written to
+    C(/etc/sysctl.conf), which network namespaces on one machine share.
+  - The first time a key is changed, its value before podnet is saved in O(save_file), once.
+  - With O(state=absent), every saved key gets its value before podnet back and O(save_file) is removed,
+    so a teardown leaves the node as podnet found it.
+author:
+  - podnet developers (@podnet)
+extends_documentation_fragment:
+  - podnet.fabric.common
+options:
+  settings:
+    description: Keys (dotted, under C(net.)) and the values podnet needs. Ignored with O(state=absent).
+    type: dict
+    default: {}
+  save_file:
+    description: Where the values before podnet are kept (JSON). One file per node.
+    type: path
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Forward packets for the pods
+  podnet.fabric.node_sysctl:
+    settings:
+      net.ipv4.ip_forward: 1
+    save_file: /var/lib/podnet/host1-sysctl.json
+
+- name: Give the node its own values back
+  podnet.fabric.node_sysctl:
+    state: absent
+    save_file: /var/lib/podnet/host1-sysctl.json
+"""
+
+RETURN = r"""
+commands:
+  description: The commands that ran (or would run), as argument lists.
+  returned: always
+  type: list
+  elements: list
+  sample: [["/usr/sbin/sysctl", "-w", "net.ipv4.ip_forward=1"]]
+saved:
+  description: The values before podnet, as saved.
+  returned: always
+  type: dict
+  sample: {"net.ipv4.ip_forward": "0"}
+"""
+
+import json
+import os
+import re
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.podnet.fabric.plugins.module_utils import iproute
+
+_KEY_RE = re.compile(r"^net\.[A-Za-z0-9_.@-]+$")
+_VALUE_RE = re.compile(r"^[0-9]+$")
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(iproute.COMMON_ARGS,
+                           settings=dict(type="dict", default={}),
+                           save_file=dict(type="path", required=True)),
+        supports_check_mode=True,
+    )
+    params = module.params
+    settings = {}
+    for key, value in (params["settings"] or {}).items():
+        if not _KEY_RE.match(key) or ".." in key:
+            module.fail_json(msg="settings: %r is not a network sysctl key (net.…)" % key)
+        text = str(int(value)) if isinstance(value, bool) else str(value)
+        if not _VALUE_RE.match(text):
+            module.fail_json(msg="settings.%s: %r is not a whole number" % (key, value))
+        settings[key] = text
+    ip = iproute.IpRoute(module, params["netns"])
+    path = params["save_file"]
+    saved = {}
+    if os.path.exists(path):
+        with open(path) as handle:
+            saved = json.load(handle)
+
+    if params["state"] == "present":
+        wanted = settings
+    else:
+        wanted = saved
+    keys = sorted(wanted)
+    current = dict(zip(keys, ip.read("sysctl", ["-n"] + keys).split())) if keys else {}
+    changes = dict((k, wanted[k]) for k in keys if current.get(k) != wanted[k])
+    for key in sorted(changes):
+        ip.run("sysctl", ["-w", "%s=%s" % (key, changes[key])])
+    new_saved = dict(saved)
+    if params["state"] == "present":
+        for key in changes:
+            new_saved.setdefault(key, current[key])
+    else:
+        new_saved = {}
+    file_changed = new_saved != saved or (params["state"] == "absent" and os.path.exists(path))
+    if file_changed and not module.check_mode:
+        if new_saved:
+            directory = os.path.dirname(path)
+            if directory and not os.path.isdir(directory):
+                os.makedirs(directory, 0o755)
+            tmp = path + ".tmp"
+            with open(tmp, "w") as handle:
+                json.dump(new_saved, handle, sort_keys=True)
+            os.rename(tmp, path)
+        elif os.path.exists(path):
+            os.unlink(path)
+    after = dict(current)
+    after.update(changes)
+    ip.result(bool(changes) or file_changed, before=dict(sysctl=current), after=dict(sysctl=after),
+              saved=new_saved)
+
+
+if __name__ == "__main__":
+    main()
