@@ -19,11 +19,13 @@ validation role refuses exactly what the planner could not build.  Two steps:
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from ansible_collections.podnet.fabric.plugins.module_utils import validate
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
 MODES = ("host-gw", "ipip", "vxlan")
+_CHAIN_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,27}$")
 FDB_STRATEGIES = ("static", "flood", "multicast")
 OVERHEAD = {"host-gw": 0, "ipip": 20, "vxlan": 50}
 
@@ -39,6 +41,8 @@ DEFAULTS = dict(
     ipip_ttl=64,
     direct_routing=False,
     mtu=None,
+    state_dir="/var/lib/podnet",
+    iptables_chain="PODNET-FORWARD",
 )
 
 
@@ -142,6 +146,11 @@ class Cluster(object):
             s["mtu"] = _check(where, "podnet_mtu", validate.mtu, s["mtu"], "podnet_mtu")
         else:
             s["mtu"] = None
+        if not str(s["state_dir"]).startswith("/"):
+            raise _err(where, "podnet_state_dir", "%r is not an absolute path" % (s["state_dir"],))
+        if not _CHAIN_RE.match(str(s["iptables_chain"])):
+            raise _err(where, "podnet_iptables_chain", "%r is not a valid chain name (letters, digits, _ -; "
+                       "at most 28 characters)" % (s["iptables_chain"],))
         if not isinstance(s["direct_routing"], bool):
             raise _err(where, "podnet_direct_routing", "must be true or false, not %r" % (s["direct_routing"],))
         return s
@@ -263,6 +272,8 @@ class Cluster(object):
         iface = facts[name]["iface"]
         mtu = self.mtu(name, facts)
         plan = dict(mode=self.mode, mtu=mtu, iface=iface, pod_cidr=node.pod_cidr,
+                    sysctl_file="%s/%s-sysctl.json" % (s["state_dir"].rstrip("/"), name),
+                    iptables_chain=s["iptables_chain"],
                     pods=[dict(p, address="%s/%d" % (p["ip"], p["prefixlen"]), gateway=s["pod_gateway"], mtu=mtu)
                           for p in node.pods])
         routes = [dict(dst=p["ip"] + "/32", dev=p["host_ifname"], scope="link") for p in node.pods]
@@ -305,6 +316,7 @@ class Cluster(object):
         if plan["tunnel"]:
             plan["absent_tunnels"] = [t for t in plan["absent_tunnels"] if t["kind"] != plan["tunnel"]["kind"]]
         # Traffic this node forwards is always to or from its own pods.
+        plan["devices"] = dict(ipip=s["ipip_device"], vxlan=s["vxlan_device"])
         plan["forward_cidr"] = node.pod_cidr
         plan["encap_peers"] = [p.node_ip for p in tunnel_peers]
         return plan
