@@ -63,5 +63,19 @@ lint: venv
 
 test: venv unit units-2.21 lint sanity integration ipip-vm
 
+# The teaching lab: nodes, switch and router as network namespaces on this machine.
+lab: venv
+	@if [ "$(MODE)" = ipip ] && ! tests/tools/kernel-has ipip; then \
+	  echo "This kernel has no IPIP: running the ipip lab inside the qemu VM of tests/qemu (it ends with the VM)."; \
+	  tests/qemu/run -- tests/tools/lab-up ipip -e podnet_state_dir=/run/podnet; \
+	else \
+	  tests/tools/lab-up $(MODE); \
+	fi
+
+lab-down: venv
+	@if ip netns list | grep -qE '^(host1|host2)( |$$)'; then \
+	  $(BIN)/ansible-playbook playbooks/teardown.yml || true; fi
+	$(BIN)/ansible-playbook playbooks/lab.yml -e lab_state=absent
+
 clean:
 	rm -rf $(VENV) $(VENV_221) .collections .build
