@@ -165,43 +165,8 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.podnet.fabric.plugins.module_utils import iproute, lab, validate
+from ansible_collections.podnet.fabric.plugins.module_utils.netns import NETNS_DIR, outer_mount_ns
 
-NETNS_DIR = "/run/netns"
-
-
-def _parent(pid):
-    with open("/proc/%d/stat" % pid) as handle:
-        # Field 2 (the command name) may hold spaces and parentheses: split after the last ")".
-        return int(handle.read().rsplit(")", 1)[1].split()[1])
-
-
-def outer_mount_ns():
-    """The ``/proc/PID/ns/mnt`` to run ``ip netns add|del`` in, or None for the module's own.
-
-    ``ip netns add`` makes /run/netns/NAME a bind mount; made in a private mount namespace (as
-    under ``ip netns exec``) it would vanish with that namespace.  PID 1's mount namespace is
-    used when it differs from ours; when PID 1's cannot be read (a supervisor with more
-    privileges than root in a sandbox), the outermost readable ancestor's.
-    """
-    own = os.readlink("/proc/self/ns/mnt")
-    try:
-        return "/proc/1/ns/mnt" if os.readlink("/proc/1/ns/mnt") != own else None
-    except OSError:
-        pass
-    outermost = None
-    try:
-        pid = os.getppid()
-        while pid > 1:
-            try:
-                outermost = (pid, os.readlink("/proc/%d/ns/mnt" % pid))
-            except OSError:
-                pass
-            pid = _parent(pid)
-    except (OSError, ValueError, IndexError):
-        pass
-    if outermost is None or outermost[1] == own:
-        return None
-    return "/proc/%d/ns/mnt" % outermost[0]
 
 
 def listed():

@@ -1,0 +1,279 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: podnet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pod_netns
+short_description: Manage a pod, a network namespace joined to the node by a veth pair
+version_added: 0.1.0
+description:
+  - Wires a pod the way Kubernetes CNI plugins do (and the seed does by hand for C(pod-a)); a network
+    namespace O(name) with its loopback up, and a veth pair with O(ifname) inside the pod and
+    O(host_ifname) on the node.
+  - Inside the pod the interface has the address O(address), and the only default route is
+    C(default via GATEWAY dev IFNAME onlink). The node answers ARP for the gateway by proxy ARP
+    on the host veth, so no address is needed on the node for it (as Calico does with 169.254.1.1).
+  - On the node the host veth is up, has proxy ARP on with C(proxy_delay=0) and forwarding on
+    (as Calico sets its host veths), and a host route C(POD_IP/32 dev HOST_IFNAME scope link) tagged
+    with podnet's route protocol C(150).
+  - Everything that can change in place converges in place (address, gateway, MTU, proxy ARP,
+    host route, links up); a missing veth pair is recreated with one C(ip link add) command.
+  - A device named O(host_ifname) that is not this pod's veth (another kind, or a veth whose peer is
+    not O(ifname) in this pod) is never touched; the module fails and names it.
+  - A pod namespace listed in C(/run/netns) that is not a usable namespace (a stale mount point)
+    is removed and created again (or only removed with O(state=absent)).
+  - O(state=absent) removes podnet's host route, the host veth (only when it is this pod's) and
+    the namespace. It succeeds on a half-built pod and reports no change when nothing is there.
+  - The node is read with one C(ip -d -json link show) and one C(ip -json route show table main),
+    the pod with one C(ip -json -d addr show) and one C(ip -json route show), the host veth's
+    sysctls with one C(sysctl -n).
+author:
+  - podnet developers (@podnet)
+extends_documentation_fragment:
+  - podnet.fabric.common
+options:
+  name:
+    description:
+      - The pod's network namespace (a name under C(/run/netns)).
+      - Must not be the node's own namespace.
+    type: str
+    required: true
+  ifname:
+    description: The pod's end of the veth pair, inside the pod.
+    type: str
+    default: eth0
+  host_ifname:
+    description:
+      - The node's end of the veth pair.
+      - Defaults to C(veth-NAME) (e.g. C(veth-pod-a)). Interface names have at most 15 characters;
+        when the derived name is longer the module fails and asks for this option.
+    type: str
+  address:
+    description:
+      - The pod's IPv4 address with prefix length, e.g. C(192.168.10.10/24). Other IPv4 addresses
+        on O(ifname) are removed.
+      - Required with O(state=present).
+    type: str
+  gateway:
+    description:
+      - The pod's default gateway, reached C(onlink) through O(ifname); the node answers for it
+        by proxy ARP (O(proxy_arp)).
+      - The node needs a route covering this address through another interface (a default route
+        does), otherwise proxy ARP does not answer.
+    type: str
+    default: 169.254.10.24
+  mtu:
+    description:
+      - MTU of both ends of the veth pair, for example the underlay MTU minus the tunnel overhead
+        (1450 for VXLAN on a 1500 underlay).
+      - When not set, the MTU is left as it is (1500 for a new pair).
+    type: int
+  proxy_arp:
+    description:
+      - Answer ARP on the host veth for addresses the node routes elsewhere (the gateway), with
+        C(net.ipv4.conf.HOST_IFNAME.proxy_arp=1) and C(net.ipv4.neigh.HOST_IFNAME.proxy_delay=0).
+      - V(false) sets C(proxy_arp=0) and leaves C(proxy_delay) alone.
+      - The kernel answers proxy ARP only on an interface with forwarding on, see O(forwarding).
+    type: bool
+    default: true
+  forwarding:
+    description:
+      - IPv4 forwarding on the host veth (C(net.ipv4.conf.HOST_IFNAME.forwarding=1)), so the node
+        routes the pod's packets and answers proxy ARP for the gateway. V(false) sets it to C(0).
+      - Forwarding on the node's other interfaces (C(net.ipv4.ip_forward)) is node configuration;
+        note that writing C(net.ipv4.conf.all.forwarding) or C(net.ipv4.ip_forward) later resets this
+        one too, and the next run repairs it.
+    type: bool
+    default: true
+  host_route:
+    description:
+      - Route the pod's address to the host veth on the node (C(POD_IP/32 dev HOST_IFNAME scope link
+        proto 150)); podnet's host routes on O(host_ifname) to other addresses are removed.
+      - V(false) removes podnet's host routes on O(host_ifname).
+      - A route podnet does not own to the pod's address is never touched; the module fails and shows it.
+    type: bool
+    default: true
+notes:
+  - O(netns) is the B(node's) namespace; the pod's namespace is always O(name).
+  - C(ip netns exec NODE CMD) runs CMD in a private mount namespace whose C(/) is a slave of the
+    caller's, so a namespace that C(ip netns add) makes there (a bind mount on C(/run/netns/NAME))
+    would vanish for everybody else when the module exits, and only an empty, unusable file would
+    remain. When the module runs in a mount namespace other than PID 1's (as under C(ip netns exec),
+    which podnet's C(netns) connection uses), it runs C(ip netns add) and C(ip netns del) inside PID 1's
+    mount namespace with C(nsenter --mount=/proc/1/ns/mnt ip netns add NAME). If C(/proc/1/ns/mnt)
+    cannot be read (some sandboxes), the mount namespace of the outermost ancestor process whose
+    namespace can be read is used instead. Mounts made there propagate into the module's namespace.
+    Both commands appear in RV(commands).
+  - The node also needs IP forwarding (C(net.ipv4.ip_forward=1)) for pod traffic that does not end
+    on the node itself; that is node configuration, not set by this module.
+requirements:
+  - C(nsenter) (util-linux) when the module runs in a mount namespace other than PID 1's
+  - C(sysctl) (procps)
+"""
+
+EXAMPLES = r"""
+- name: Wire pod-a on host1 as in the seed (veth-pod-a on the node, eth0 in the pod)
+  podnet.fabric.pod_netns:
+    name: pod-a
+    address: 192.168.10.10/24
+
+- name: A pod with its own host interface name and a VXLAN-sized MTU, in the lab's node namespace
+  podnet.fabric.pod_netns:
+    name: web-frontend-1
+    host_ifname: cali-web1
+    address: 192.168.10.11/24
+    mtu: 1450
+    netns: host1
+
+- name: Remove the pod (namespace, host veth and podnet's host route)
+  podnet.fabric.pod_netns:
+    name: pod-a
+    state: absent
+"""
+
+RETURN = r"""
+commands:
+  description: The commands that ran (or, in check mode, would run), as argument lists.
+  returned: always
+  type: list
+  elements: list
+  sample: [["/usr/bin/nsenter", "--mount=/proc/1/ns/mnt", "/usr/sbin/ip", "netns", "add", "pod-a"],
+           ["/usr/sbin/ip", "-n", "pod-a", "link", "set", "lo", "up"],
+           ["/usr/sbin/ip", "link", "add", "veth-pod-a", "address", "0e:5c:21:8a:4f:10", "type", "veth",
+            "peer", "name", "eth0", "address", "6a:91:0d:33:e2:7b", "netns", "pod-a"]]
+host_ifname:
+  description: The node's end of the veth pair (given or derived).
+  returned: always
+  type: str
+  sample: veth-pod-a
+mac:
+  description: MAC address of the pod's interface; null after O(state=absent), and in check mode
+    when the veth pair would be created.
+  returned: always
+  type: str
+  sample: 6a:91:0d:33:e2:7b
+host_mac:
+  description: MAC address of the host veth; null after O(state=absent), and in check mode when
+    the veth pair would be created.
+  returned: always
+  type: str
+  sample: 0e:5c:21:8a:4f:10
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.podnet.fabric.plugins.module_utils import iproute, pod, validate
+from ansible_collections.podnet.fabric.plugins.module_utils.netns import NETNS_DIR, outer_mount_ns
+
+
+
+def random_mac():
+    """A random locally administered unicast MAC, as the kernel picks for a new veth."""
+    octets = bytearray(os.urandom(6))
+    octets[0] = (octets[0] & 0xFC) | 0x02
+    return ":".join("%02x" % b for b in octets)
+
+
+def namespace_state(name):
+    """NS_PRESENT, NS_ABSENT or NS_BROKEN (a file under /run/netns with no namespace on it)."""
+    path = os.path.join(NETNS_DIR, name)
+    try:
+        entry = os.stat(path)
+    except OSError:
+        return pod.NS_ABSENT, None
+    if entry.st_dev == os.stat(NETNS_DIR).st_dev:
+        return pod.NS_BROKEN, None
+    return pod.NS_PRESENT, (entry.st_dev, entry.st_ino)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            iproute.COMMON_ARGS,
+            name=dict(type="str", required=True),
+            ifname=dict(type="str", default=pod.DEFAULT_IFNAME),
+            host_ifname=dict(type="str"),
+            address=dict(type="str"),
+            gateway=dict(type="str", default=pod.DEFAULT_GATEWAY),
+            mtu=dict(type="int"),
+            proxy_arp=dict(type="bool", default=True),
+            forwarding=dict(type="bool", default=True),
+            host_route=dict(type="bool", default=True),
+        ),
+        required_if=[("state", "present", ["address"])],
+        supports_check_mode=True,
+    )
+    params = module.params
+    want = iproute.fail_on_invalid(
+        module, pod.wanted, params["name"], params["ifname"], params["host_ifname"], params["address"],
+        params["gateway"], params["mtu"], params["proxy_arp"], params["host_route"], params["state"],
+        params["netns"], params["forwarding"])
+    ip = iproute.IpRoute(module, params["netns"])
+    name = want["name"]
+
+    namespace, identity = namespace_state(name)
+    if identity is not None:
+        node_ns = os.path.join(NETNS_DIR, params["netns"]) if params["netns"] else "/proc/self/ns/net"
+        node_stat = os.stat(node_ns)
+        if identity == (node_stat.st_dev, node_stat.st_ino):
+            module.fail_json(msg="name: %r is the node's own network namespace (the one the module "
+                                 "operates in); a pod needs its own namespace" % name)
+
+    node_links = ip.links()
+    node_routes = ip.read_json("ip", ["route", "show", "table", "main"])
+    pod_links = pod_routes = None
+    if namespace == pod.NS_PRESENT:
+        pod_links = ip.read_json("ip", ["-details", "addr", "show"], netns=name)
+        pod_routes = ip.read_json("ip", ["route", "show"], netns=name)
+
+    host = pod.find_link(node_links, want["host_ifname"])
+    peer_ns = None
+    if host is not None and "link_netnsid" in host and namespace == pod.NS_PRESENT:
+        ids = ip.read_json("ip", ["netns", "list-id", "nsid", str(host["link_netnsid"])])
+        peer_ns = ids[0].get("name") if ids else None
+    sysctls = None
+    is_ours = pod.owned(want, host, pod.find_link(pod_links, want["ifname"]), peer_ns)[0]
+    if is_ours:
+        sysctls = iproute.fail_on_invalid(
+            module, pod.parse_sysctls, ip.read("sysctl", ["-n"] + pod.sysctl_keys(want["host_ifname"])))
+
+    macs = (random_mac(), random_mac())
+    try:
+        steps, before, after, facts, warnings = pod.plan(
+            want, namespace, node_links, node_routes, peer_ns, pod_links, pod_routes, sysctls, macs)
+    except validate.PodnetError as exc:
+        module.fail_json(msg=str(exc))
+    for warning in warnings:
+        module.warn(warning)
+
+    outer = None
+    for where, args in steps:
+        if where == "ns":
+            if outer is None:
+                outer = outer_mount_ns() or ""
+            if outer:
+                argv = [ip.bin("nsenter"), "--mount=" + outer, ip.bin("ip")] + args
+                ip.commands.append(argv)
+                if not module.check_mode:
+                    ip._call(argv)
+            else:
+                ip.run("ip", args, netns="")
+        elif where == "pod":
+            ip.run("ip", args, netns=name)
+        elif where == "sysctl":
+            ip.run("sysctl", args)
+        else:
+            ip.run("ip", args)
+
+    if module.check_mode and not is_ours:
+        facts = dict(host_mac=None, mac=None)
+    ip.result(bool(steps), before=before, after=after, host_ifname=want["host_ifname"], **facts)
+
+
+if __name__ == "__main__":
+    main()
