@@ -1,0 +1,261 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: podnet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: ip_tunnel
+short_description: Manage a node's ipip or vxlan tunnel device
+version_added: 0.1.0
+description:
+  - Makes one ipip or vxlan tunnel device exist as described, set up (UP), with exactly the
+    listed IPv4 addresses.
+  - The device is podnet's when a link of that name exists and is of a tunnel kind podnet
+    manages (ipip or vxlan). A same-named device of any other kind (a veth, a bridge, a
+    physical interface) is never touched; the module fails and names it.
+  - MTU, MAC, addresses and the UP flag are changed in place, and so are O(learning), O(ttl)
+    and (vxlan) O(local), with C(ip link set NAME type KIND ...).
+  - Any other differing attribute (the kind, O(vni), O(port), O(dev), O(group), ipip
+    O(local) and O(remote)) cannot be changed in place, so the device is deleted and created
+    again (its routes, FDB and neighbour entries go with it; the modules that own them put
+    them back). With O(recreate=false) the module fails instead, naming the attributes.
+  - On a kernel without IPIP, O(kind=ipip) fails with a message saying so, and nothing changes.
+  - Links and addresses are read once with C(ip -details -json addr show).
+author:
+  - podnet developers (@podnet)
+extends_documentation_fragment:
+  - podnet.fabric.common
+options:
+  name:
+    description: Device name (at most 15 characters; letters, digits and C(_ . @ -), not starting with C(-) or C(.)).
+    type: str
+    required: true
+  kind:
+    description:
+      - Tunnel kind.
+      - With O(state=absent), only a device of this kind is removed.
+    type: str
+    required: true
+    choices: [ipip, vxlan]
+  local:
+    description:
+      - Local (outer source) IPv4 address, normally the node IP.
+      - Required for V(ipip) unless O(remote) is set (a tunnel with neither would be the
+        kernel's own fallback device C(tunl0)).
+    type: str
+  remote:
+    description:
+      - ipip only. Remote endpoint for a point-to-point tunnel. Omit it for a one-to-many
+        tunnel whose peers are chosen by routes (C(ip route ... via PEER dev NAME onlink)),
+        as Calico's C(tunl0) and C(ip tunnel add mustang.tun0 mode ipip local 10.57.4.20 ttl 64) do.
+    type: str
+  ttl:
+    description:
+      - TTL of the outer header, 0..255 (0 means inherit / the kernel's choice).
+      - Defaults to V(64) for ipip and V(0) for vxlan.
+    type: int
+  vni:
+    description: vxlan only, and required for it. VXLAN network identifier, 1..16777215.
+    type: int
+  port:
+    description: vxlan only. UDP destination port. Defaults to V(4789) (IANA; the Linux default 8472 is what flannel uses).
+    type: int
+  dev:
+    description: vxlan only. Underlay interface the tunnel sends through (and joins O(group) on).
+    type: str
+  learning:
+    description:
+      - vxlan only. Learn remote MACs from received packets. Defaults to V(false) because podnet
+        writes FDB entries itself (learning floods, as flannel notes).
+    type: bool
+  group:
+    description: vxlan only. IPv4 multicast group for flooding and learning; needs O(dev).
+    type: str
+  mac:
+    description:
+      - vxlan only. Fixed MAC address of the device, e.g. the VTEP MAC podnet derives from the
+        node IP, so that a recreated device keeps the MAC that peers' FDB and neighbour
+        entries point to.
+      - When omitted, the kernel picks a random MAC at creation and podnet leaves it alone.
+    type: str
+  mtu:
+    description:
+      - Device MTU (68..65535), e.g. underlay MTU - 20 for ipip, - 50 for vxlan.
+      - When omitted, the kernel's choice at creation is kept.
+    type: int
+  addresses:
+    description:
+      - IPv4 addresses with prefix length (e.g. V(192.168.10.1/32)). The device is podnet's,
+        so its IPv4 addresses are made exactly this list; others are removed.
+      - When omitted, the device's addresses are left alone.
+    type: list
+    elements: str
+  recreate:
+    description:
+      - Delete and recreate the device when an attribute that cannot change in place differs.
+      - With V(false), the module fails and names those attributes instead.
+    type: bool
+    default: true
+  tx_checksum_offload:
+    description:
+      - Turn the device's C(tx-checksum-ip-generic) offload on or off with C(ethtool -K).
+        V(false) is the known workaround for vxlan/ipip checksum-offload stalls
+        (flannel and Calico troubleshooting guides).
+      - When omitted, the offload is left alone. Needs C(ethtool) when set.
+    type: bool
+notes:
+  - A new device starts with the offload on; the device is set up (UP) last, after its addresses.
+  - The first ipip device makes the kernel load its ipip module, which creates the fallback
+    device C(tunl0) in every namespace. C(tunl0) is the kernel's, not podnet's, and cannot be managed here.
+"""
+
+EXAMPLES = r"""
+- name: The seed's one-to-many ipip tunnel (ip tunnel add mustang.tun0 mode ipip local 10.57.4.20 ttl 64)
+  podnet.fabric.ip_tunnel:
+    name: mustang.tun0
+    kind: ipip
+    local: 10.57.4.20
+    ttl: 64
+    mtu: 1480
+    addresses: [192.168.10.1/32]
+
+- name: flannel-style vxlan device with a VTEP MAC derived from the node IP
+  podnet.fabric.ip_tunnel:
+    name: vxlan0
+    kind: vxlan
+    vni: 100
+    port: 4789
+    local: 10.57.4.20
+    dev: eth0
+    learning: false
+    mac: 0e:50:0a:39:04:14
+    mtu: 1450
+    addresses: [192.168.10.1/32]
+    tx_checksum_offload: false
+
+- name: Remove the vxlan device
+  podnet.fabric.ip_tunnel:
+    name: vxlan0
+    kind: vxlan
+    state: absent
+"""
+
+RETURN = r"""
+commands:
+  description: The commands that ran (or, in check mode, would run), as argument lists.
+  returned: always
+  type: list
+  elements: list
+  sample: [["/usr/sbin/ip", "link", "add", "vxlan0", "address", "0e:50:0a:39:04:14", "type", "vxlan",
+            "id", "100", "dstport", "4789", "local", "10.57.4.20", "dev", "eth0", "nolearning", "ttl", "0"],
+           ["/usr/sbin/ip", "addr", "add", "192.168.10.1/32", "dev", "vxlan0"],
+           ["/usr/sbin/ip", "link", "set", "vxlan0", "up"]]
+device:
+  description:
+    - The device's normalised attributes after the run (as planned in check mode), null when absent.
+    - Attributes the kernel chooses at creation (a random MAC, the MTU) are null in check mode.
+  returned: always
+  type: dict
+  sample: {"name": "vxlan0", "kind": "vxlan", "local": "10.57.4.20", "vni": 100, "port": 4789,
+           "dev": "eth0", "group": null, "learning": false, "ttl": 0, "mac": "0e:50:0a:39:04:14",
+           "mtu": 1450, "addresses": ["192.168.10.1/32"], "up": true}
+mac:
+  description: The device's MAC address after the run (null for ipip, which has none, and when absent).
+  returned: always
+  type: str
+  sample: 0e:50:0a:39:04:14
+action:
+  description: What was (or would be) done, one of V(create), V(recreate), V(update), V(delete), V(none).
+  returned: always
+  type: str
+  sample: update
+recreate_reasons:
+  description: The attributes that forced a recreate, as C(name (old -> new)).
+  returned: always
+  type: list
+  elements: str
+  sample: ["vni (100 -> 200)"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.podnet.fabric.plugins.module_utils import iproute, tunnel, validate
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            iproute.COMMON_ARGS,
+            name=dict(type="str", required=True),
+            kind=dict(type="str", required=True, choices=list(tunnel.KINDS)),
+            local=dict(type="str"),
+            remote=dict(type="str"),
+            ttl=dict(type="int"),
+            vni=dict(type="int"),
+            port=dict(type="int"),
+            dev=dict(type="str"),
+            learning=dict(type="bool"),
+            group=dict(type="str"),
+            mac=dict(type="str"),
+            mtu=dict(type="int"),
+            addresses=dict(type="list", elements="str"),
+            recreate=dict(type="bool", default=True),
+            tx_checksum_offload=dict(type="bool"),
+        ),
+        supports_check_mode=True,
+    )
+    want = iproute.fail_on_invalid(module, tunnel.wanted, module.params)
+    name = want["name"]
+    ip = iproute.IpRoute(module, module.params["netns"])
+
+    have, names = tunnel.parse(ip.read_json("ip", ["-details", "addr", "show"]), name)
+
+    offload = None
+    if want["state"] == "present" and want["tx_checksum_offload"] is not None \
+            and have is not None and have["kind"] == want["kind"]:
+        offload, fixed = tunnel.parse_offload(ip.read("ethtool", ["-k", name]))
+        if offload is None:
+            module.fail_json(msg="tx_checksum_offload: ethtool -k %s shows no %s feature"
+                             % (name, tunnel.CSUM_FEATURE))
+        if fixed and offload != want["tx_checksum_offload"]:
+            module.fail_json(msg="tx_checksum_offload: %s is fixed %s on %s and cannot be changed"
+                             % (tunnel.CSUM_FEATURE, "on" if offload else "off", name))
+
+    try:
+        result = tunnel.plan(want, have, names, offload)
+    except validate.PodnetError as exc:
+        module.fail_json(msg=str(exc))
+    if result.get("warning"):
+        module.warn(result["warning"])
+
+    for tool, args in result["commands"]:
+        if tool == "ip" and args[:2] == ["link", "add"]:
+            rc, out, err = ip.try_run(tool, args)
+            if rc != 0:
+                error = (err or out).strip()
+                if any(marker in error for marker in tunnel.NO_KIND_MARKERS):
+                    if want["kind"] == "ipip":
+                        msg = tunnel.NO_IPIP_MSG % error
+                    else:
+                        msg = ("kind=vxlan: this kernel has no VXLAN support (%r); it needs "
+                               "CONFIG_VXLAN=y or =m with the vxlan module loadable" % error)
+                else:
+                    msg = "ip %s failed: %s" % (" ".join(args), error)
+                module.fail_json(msg=msg, rc=rc, stderr=err, commands=ip.commands)
+        else:
+            ip.run(tool, args)
+
+    after = result["after"]
+    if result["action"] in ("create", "recreate") and not module.check_mode:
+        # Report what the kernel chose (a random MAC, the MTU) from the new device.
+        device, _names = tunnel.parse(ip.read_json("ip", ["-details", "addr", "show", "dev", name]), name)
+        after = tunnel.public(device)
+    ip.result(bool(result["commands"]), before={"device": result["before"]}, after={"device": after},
+              device=after, mac=after.get("mac") if after else None,
+              action=result["action"], recreate_reasons=result["reasons"])
+
+
+if __name__ == "__main__":
+    main()
