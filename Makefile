@@ -2,7 +2,9 @@
 # Every target installs what it needs (apt packages, the virtualenvs) on a fresh machine.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-PYTHON_221 ?= $(shell command -v python3.12 || ls -d /root/.pyenv/versions/3.1[23]*/bin/python3 2>/dev/null | head -1)
+# Python 3.12+ for ansible-core 2.21: pyenv's (its shims only answer for the active version).
+PYTHON_221 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3 $(HOME)/.pyenv/versions/3.13*/bin/python3) \
+                $(shell command -v python3.12 python3.13 2>/dev/null))
 VENV := .venv
 BIN := $(VENV)/bin
 VENV_221 := .venv-2.21
