@@ -168,7 +168,6 @@ from ansible_collections.podnet.fabric.plugins.module_utils import iproute, lab,
 from ansible_collections.podnet.fabric.plugins.module_utils.netns import NETNS_DIR, outer_mount_ns
 
 
-
 def listed():
     """``(existing, broken)``: the names under /run/netns, and those with no namespace mounted."""
     try:

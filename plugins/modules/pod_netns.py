@@ -171,7 +171,6 @@ from ansible_collections.podnet.fabric.plugins.module_utils import iproute, pod,
 from ansible_collections.podnet.fabric.plugins.module_utils.netns import NETNS_DIR, outer_mount_ns
 
 
-
 def random_mac():
     """A random locally administered unicast MAC, as the kernel picks for a new veth."""
     octets = bytearray(os.urandom(6))

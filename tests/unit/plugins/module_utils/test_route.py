@@ -78,9 +78,9 @@ def test_purge_and_absent_only_touch_podnet_routes():
     have = [kernel("192.168.11.0/24", gateway="10.57.4.21"), kernel("192.168.12.0/24", gateway="10.57.4.22"),
             kernel("10.99.0.0/16", "static", gateway="10.57.4.1")]
     want = route.wanted([{"dst": "192.168.11.0/24", "via": "10.57.4.21"}])
-    commands, _, after = route.plan(want, have, purge=True)
+    commands, _before, after = route.plan(want, have, purge=True)
     assert commands == [["route", "del", "192.168.12.0/24", "metric", "0", "proto", "150", "table", "main"]]
     assert [r["dst"] for r in after] == ["192.168.11.0/24"]
-    commands, _, after = route.plan([], have, state="absent", purge=True)
+    commands, _before, after = route.plan([], have, state="absent", purge=True)
     assert [c[2] for c in commands] == ["192.168.11.0/24", "192.168.12.0/24"] and after == []
     assert route.plan(route.wanted([{"dst": "10.99.0.0/16", "dev": "eth0"}]), have, state="absent")[0] == []
