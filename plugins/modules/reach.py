@@ -21,7 +21,7 @@ options:
     description: The probes.
     type: list
     elements: dict
-    required: true
+    default: []
     suboptions:
       src:
         description: Network namespace to ping from (a pod). Empty means the node itself.
@@ -42,6 +42,33 @@ options:
         description: Whether the probe must succeed (V(true)) or must fail (V(false)).
         type: bool
         default: true
+  capture:
+    description:
+      - Capture one packet on an interface of this node while a pod pings, to show what the mode
+        puts on the wire. C(tcpdump) starts first and listens; then the pod pings; the first packet
+        matching O(capture.filter) is returned in RV(capture.stdout).
+    type: dict
+    suboptions:
+      iface:
+        description: Interface to capture on (the node's underlay).
+        type: str
+        required: true
+      filter:
+        description: tcpdump filter expression (one argument, never a shell).
+        type: str
+        required: true
+      src:
+        description: Network namespace (pod) to ping from.
+        type: str
+        required: true
+      dst:
+        description: Address to ping.
+        type: str
+        required: true
+      wait:
+        description: Seconds to wait for the packet.
+        type: int
+        default: 10
   timeout:
     description: Seconds to wait for each reply.
     type: int
@@ -64,6 +91,14 @@ attributes:
 """
 
 EXAMPLES = r"""
+- name: Show what vxlan puts on the wire when pod-a pings pod-b
+  podnet.fabric.reach:
+    capture:
+      iface: eth0
+      filter: udp port 4789 and src host 10.57.4.20
+      src: pod-a
+      dst: 192.168.11.10
+
 - name: pod-a reaches pod-b, and a DF packet one byte over the MTU does not
   podnet.fabric.reach:
     probes:
@@ -73,6 +108,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+capture:
+  description: The captured packet, as tcpdump prints it.
+  returned: when O(capture) is given
+  type: dict
+  sample: {"stdout": "IP 10.57.4.20.57780 > 10.57.4.21.4789: VXLAN, flags [I] (0x08), vni 100\nIP 192.168.10.10 > ..."}
 results:
   description: One entry per probe.
   returned: always
@@ -82,6 +122,9 @@ results:
 """
 
 import re
+import select
+import subprocess
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -93,7 +136,14 @@ _RTT_RE = re.compile(r"time=([0-9.]+) ms")
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            probes=dict(type="list", elements="dict", required=True, options=dict(
+            capture=dict(type="dict", options=dict(
+                iface=dict(type="str", required=True),
+                filter=dict(type="str", required=True),
+                src=dict(type="str", required=True),
+                dst=dict(type="str", required=True),
+                wait=dict(type="int", default=10),
+            )),
+            probes=dict(type="list", elements="dict", default=[], options=dict(
                 src=dict(type="str", default=""),
                 dst=dict(type="str", required=True),
                 size=dict(type="int"),
@@ -133,10 +183,44 @@ def main():
             wrong.append("%s -> %s%s: %s" % (probe["src"] or "node", probe["dst"],
                                              " (%s bytes, DF)" % probe["size"] if probe["df"] else "",
                                              "no reply" if probe["expect"] else "got through, must not"))
+    extra = {}
+    if module.params["capture"]:
+        extra["capture"] = capture(module, module.params["capture"], ping, ip)
     if wrong:
         module.fail_json(msg="%d of %d probes failed: %s" % (len(wrong), len(probes), "; ".join(wrong)),
-                         results=results)
-    module.exit_json(changed=False, results=results)
+                         results=results, **extra)
+    module.exit_json(changed=False, results=results, **extra)
+
+
+def capture(module, spec, ping, ip):
+    """tcpdump -c 1 on spec.iface while spec.src pings spec.dst; returns {stdout}."""
+    iproute.fail_on_invalid(module, validate.ifname, spec["iface"], "capture.iface")
+    iproute.fail_on_invalid(module, validate.netns_name, spec["src"], "capture.src")
+    iproute.fail_on_invalid(module, validate.ipv4, spec["dst"], "capture.dst")
+    tcpdump = module.get_bin_path("tcpdump", required=True)
+    argv = [tcpdump, "-n", "-l", "-c", "1", "-i", spec["iface"], spec["filter"]]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + spec["wait"]
+    err = b""
+    try:
+        # Ping only once tcpdump says it is listening.
+        while b"listening on" not in err and proc.poll() is None and time.time() < deadline:
+            ready, _w, _x = select.select([proc.stderr], [], [], max(0.0, deadline - time.time()))
+            if ready:
+                err += proc.stderr.read1(4096) if hasattr(proc.stderr, "read1") else proc.stderr.readline()
+        pinger = [ip, "netns", "exec", spec["src"], ping, "-n", "-c", "3", "-i", "0.5", "-W", "2", spec["dst"]]
+        module.run_command(pinger)
+        out, rest = proc.communicate(timeout=max(1.0, deadline - time.time()))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, rest = proc.communicate()
+    text = out.decode("utf-8", "replace")
+    if not text.strip():
+        module.fail_json(msg="capture: no packet matching %r on %s within %ds (tcpdump: %s)"
+                         % (spec["filter"], spec["iface"], spec["wait"], (err + rest).decode("utf-8", "replace").strip()))
+    # Drop tcpdump's timestamps so the output reads the same every run.
+    lines = [re.sub(r"^\d\d:\d\d:\d\d\.\d+ ", "", line) for line in text.strip().splitlines()]
+    return dict(stdout="\n".join(lines))
 
 
 if __name__ == "__main__":
