@@ -48,7 +48,7 @@ integration: venv
 # Tests that need a kernel with IPIP, in a qemu VM running a stock Debian kernel (tests/qemu).
 # Exit 77 from the harness means qemu cannot run on this machine: a skip, with its reason printed.
 ipip-vm: venv
-	@tests/qemu/run -- $(BIN)/python -m pytest -q -m ipip tests/integration; rc=$$?; \
+	@tests/qemu/run -- $(BIN)/python -m pytest -q -o timeout=2400 -m ipip tests/integration; rc=$$?; \
 	 if [ $$rc = 77 ]; then echo "SKIPPED: ipip tests: qemu cannot run on this machine (reason above)"; exit 0; fi; \
 	 exit $$rc
 

@@ -53,6 +53,20 @@ def _err(host, var, message):
     return PodnetError("host %s: %s: %s" % (host, var, message))
 
 
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def _boolean(value, var):
+    """A boolean as Ansible reads one (``-e var=true`` arrives as a string)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise _err(None, var, "must be true or false, not %r" % (value,))
+
+
 def _check(host, var, func, *args):
     """Run a validator; re-raise its error prefixed with the host and variable."""
     try:
@@ -151,8 +165,7 @@ class Cluster(object):
         if not _CHAIN_RE.match(str(s["iptables_chain"])):
             raise _err(where, "podnet_iptables_chain", "%r is not a valid chain name (letters, digits, _ -; "
                        "at most 28 characters)" % (s["iptables_chain"],))
-        if not isinstance(s["direct_routing"], bool):
-            raise _err(where, "podnet_direct_routing", "must be true or false, not %r" % (s["direct_routing"],))
+        s["direct_routing"] = _boolean(s["direct_routing"], "podnet_direct_routing")
         return s
 
     @staticmethod
@@ -327,7 +340,7 @@ class Cluster(object):
         ``probes``: every local pod to every other pod, the node to every remote pod, and a
         path-MTU pair (MTU-28 bytes with DF passes, one byte more fails).  ``capture``: one
         pod-to-pod ping, from the first node's first pod to a pod of a peer reached through
-        the tunnel when there is one, captured on the receiver's underlay.
+        the tunnel when there is one, captured where it leaves the sender.
         """
         node = self.node(name)
         all_pods = [(n, p) for n in self.nodes for p in n.pods]
@@ -365,8 +378,9 @@ class Cluster(object):
                         "vni %d" % self.settings["vxlan_vni"], inner]
                 else:
                     bpf, expect = "icmp and src host %s" % src_pod["ip"], [inner]
+                # Captured where it leaves the sender: what the mode puts on the wire.
                 capture = dict(kind=kind, sender=sender.name, receiver=receiver.name, src=src_pod["name"],
-                               dst=pod["ip"], iface=facts[receiver.name]["iface"], filter=bpf, expect=expect)
+                               dst=pod["ip"], iface=facts[sender.name]["iface"], filter=bpf, expect=expect)
         return dict(probes=probes, capture=capture)
 
 
