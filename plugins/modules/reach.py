@@ -46,7 +46,7 @@ options:
     description:
       - Capture one packet on an interface of this node while a pod pings, to show what the mode
         puts on the wire. C(tcpdump) starts first and listens; then the pod pings; the first packet
-        matching O(capture.filter) is returned in RV(capture.stdout).
+        matching O(capture.filter) is returned in C(capture.stdout).
     type: dict
     suboptions:
       iface:
@@ -112,6 +112,11 @@ capture:
   description: The captured packet, as tcpdump prints it.
   returned: when O(capture) is given
   type: dict
+  contains:
+    stdout:
+      description: The captured packet, tcpdump's lines without timestamps.
+      type: str
+      returned: always
   sample: {"stdout": "IP 10.57.4.20.57780 > 10.57.4.21.4789: VXLAN, flags [I] (0x08), vni 100\nIP 192.168.10.10 > ..."}
 results:
   description: One entry per probe.
@@ -122,8 +127,7 @@ results:
 """
 
 import re
-import select
-import subprocess
+import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -198,26 +202,27 @@ def capture(module, spec, ping, ip):
     iproute.fail_on_invalid(module, validate.netns_name, spec["src"], "capture.src")
     iproute.fail_on_invalid(module, validate.ipv4, spec["dst"], "capture.dst")
     tcpdump = module.get_bin_path("tcpdump", required=True)
-    argv = [tcpdump, "-n", "-l", "-c", "1", "-i", spec["iface"], spec["filter"]]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    timeout = module.get_bin_path("timeout", required=True)
+    argv = [timeout, str(spec["wait"]), tcpdump, "-n", "-l", "-c", "1", "-i", spec["iface"], spec["filter"]]
+    done = {}
+
+    def listen():
+        done["rc"], done["out"], done["err"] = module.run_command(argv)
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    # tcpdump needs a moment to open its socket: ping on for a few seconds, until it has its packet.
+    time.sleep(1.0)
+    pinger = [ip, "netns", "exec", spec["src"], ping, "-n", "-c", "1", "-W", "1", spec["dst"]]
     deadline = time.time() + spec["wait"]
-    err = b""
-    try:
-        # Ping only once tcpdump says it is listening.
-        while b"listening on" not in err and proc.poll() is None and time.time() < deadline:
-            ready, _w, _x = select.select([proc.stderr], [], [], max(0.0, deadline - time.time()))
-            if ready:
-                err += proc.stderr.read1(4096) if hasattr(proc.stderr, "read1") else proc.stderr.readline()
-        pinger = [ip, "netns", "exec", spec["src"], ping, "-n", "-c", "3", "-i", "0.5", "-W", "2", spec["dst"]]
+    while listener.is_alive() and time.time() < deadline:
         module.run_command(pinger)
-        out, rest = proc.communicate(timeout=max(1.0, deadline - time.time()))
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, rest = proc.communicate()
-    text = out.decode("utf-8", "replace")
+        listener.join(0.3)
+    listener.join()
+    text, err = done.get("out", ""), done.get("err", "")
     if not text.strip():
         module.fail_json(msg="capture: no packet matching %r on %s within %ds (tcpdump: %s)"
-                         % (spec["filter"], spec["iface"], spec["wait"], (err + rest).decode("utf-8", "replace").strip()))
+                         % (spec["filter"], spec["iface"], spec["wait"], err.strip()))
     # Drop tcpdump's timestamps so the output reads the same every run.
     lines = [re.sub(r"^\d\d:\d\d:\d\d\.\d+ ", "", line) for line in text.strip().splitlines()]
     return dict(stdout="\n".join(lines))
