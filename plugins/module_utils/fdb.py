@@ -40,12 +40,7 @@ _NEIGH_FOREIGN_KEYS = ("extern_learn", "router", "proxy", "managed")
 _NEIGH_CONFIG_STATES = ("PERMANENT", "NOARP")
 
 
-def _unicast_ip(value, option):
-    address = validate.ipv4(value, option)
-    parsed = ipaddress.IPv4Address(address)
-    if parsed.is_unspecified or parsed.is_multicast or address == "255.255.255.255":
-        raise PodnetError("%s: %s is not a unicast IPv4 address" % (option, address))
-    return address
+_unicast_ip = validate.unicast_ipv4
 
 
 def _mac(value, option, allow_zero):

@@ -59,12 +59,7 @@ NO_IPIP_MSG = (
 NO_KIND_MARKERS = ("Unknown device type", "Operation not supported")
 
 
-def _unicast(value, option):
-    address = validate.ipv4(value, option)
-    parsed = ipaddress.IPv4Address(address)
-    if parsed.is_multicast or parsed.is_unspecified or address == "255.255.255.255":
-        raise PodnetError("%s: %s is not a unicast IPv4 address" % (option, address))
-    return address
+_unicast = validate.unicast_ipv4
 
 
 def _given(params, key):

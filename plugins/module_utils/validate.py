@@ -70,6 +70,15 @@ def ipv4(value, option):
         raise PodnetError("%s: %r is not an IPv4 address" % (option, value))
 
 
+def unicast_ipv4(value, option):
+    """An IPv4 address a packet can be sent to: not 0.0.0.0, multicast or broadcast."""
+    address = ipv4(value, option)
+    parsed = ipaddress.IPv4Address(address)
+    if parsed.is_unspecified or parsed.is_multicast or address == "255.255.255.255":
+        raise PodnetError("%s: %s is not a unicast IPv4 address" % (option, address))
+    return address
+
+
 def ipv4_interface(value, option):
     """An address with prefix length (192.168.10.10/24), returned canonical."""
     text = str(value)
