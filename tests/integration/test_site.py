@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import RUN_ID, ROOT, VENV_BIN, ipj, requires_ipip, sh
+from conftest import RUN_ID, ROOT, VENV_BIN, ipj, sh
 
 PLAYBOOK = os.path.join(VENV_BIN, "ansible-playbook")
 
@@ -177,41 +177,3 @@ def test_three_nodes_across_two_subnets(tmp_path):
     finally:
         lab.down()
 
-
-@pytest.mark.ipip
-def test_ipip_end_to_end_with_switches(lab2):
-    """ipip: converge, verify (protocol 4 on the wire), idempotent, switch away and back, teardown.
-
-    Runs in the qemu VM of tests/qemu where this machine's kernel has no IPIP.
-    """
-    requires_ipip()
-    pristine = lab2.state()
-    lab2.converge("ipip")
-    verify = lab2.verify("ipip")
-    assert "ipip on the wire" in verify.stdout and "ipip-proto-4" in verify.stdout
-    fresh = lab2.state()
-    again = lab2.converge("ipip")
-    assert set(changed_per_host(again).values()) == {0}, again.stdout[-3000:]
-    # Away to vxlan and back: nothing of either mode is left, ipip looks as fresh.
-    lab2.converge("vxlan")
-    assert not any(link[0] == "mustang.tun0" for node in lab2.state().values() for link in node["links"])
-    lab2.converge("ipip")
-    assert_same(lab2.state(), fresh, "switching back to ipip")
-    lab2.play("playbooks/teardown.yml")
-    assert_same(lab2.state(), pristine)
-
-
-@pytest.mark.ipip
-def test_ipip_hybrid_across_two_subnets(tmp_path):
-    requires_ipip()
-    lab = Lab(tmp_path, "c", [("10.57.4.20", "192.168.10.0/24"), ("10.57.4.21", "192.168.11.0/24"),
-                              ("10.57.5.30", "192.168.12.0/24")])
-    try:
-        lab.up()
-        lab.converge("ipip", "-e", "podnet_direct_routing=true")
-        verify = lab.verify("ipip", "-e", "podnet_direct_routing=true")
-        assert "ipip on the wire" in verify.stdout
-        via = dict((r["dst"], r.get("dev")) for r in ipj(lab.namespaces[0], "route", "show"))
-        assert via["192.168.11.0/24"] == "eth0" and via["192.168.12.0/24"] == "mustang.tun0"
-    finally:
-        lab.down()
