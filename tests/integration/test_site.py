@@ -176,4 +176,3 @@ def test_three_nodes_across_two_subnets(tmp_path):
         assert_same(lab.state(), pristine)
     finally:
         lab.down()
-
