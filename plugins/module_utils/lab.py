@@ -320,10 +320,20 @@ def managed_links(model):
     return result
 
 
+def nic_mac(address):
+    """The MAC of the node or router end of a veth: ``02:4c`` and the four bytes of its IPv4 address.
+
+    Like a real NIC, an interface the lab makes again (after someone deleted it) comes back with
+    the same MAC, so the neighbour caches of the other nodes and of the router stay right.
+    """
+    ip = ipaddress.IPv4Interface(address).ip
+    return "02:4c:" + ":".join("%02x" % byte for byte in ip.packed)
+
+
 def pairs(model):
-    """Every veth pair: ``(switch, port, namespace, ifname)`` of the node or router end."""
-    result = [(n["switch"], n["port"], n["name"], n["iface"]) for n in model["nodes"]]
-    result += [(leg["switch"], leg["port"], model["router"]["name"], leg["ifname"])
+    """Every veth pair: ``(switch, port, namespace, ifname, mac)`` of the node or router end."""
+    result = [(n["switch"], n["port"], n["name"], n["iface"], nic_mac(n["address"])) for n in model["nodes"]]
+    result += [(leg["switch"], leg["port"], model["router"]["name"], leg["ifname"], nic_mac(leg["address"]))
                for leg in model["router"]["legs"]]
     return sorted(result)
 
@@ -347,7 +357,7 @@ def ideal(model):
             kind = "bridge" if role_of[name] == "switch" and ifname == BRIDGE else "veth"
             state[name]["links"][ifname] = dict(_new_link(kind), up=True, master=want["master"],
                                                 addresses=list(want["addresses"]))
-    for switch, port, name, ifname in pairs(model):
+    for switch, port, name, ifname, _mac in pairs(model):
         state[switch]["links"][port]["peer"] = [name, ifname]
         state[name]["links"][ifname]["peer"] = [switch, port]
     for node in model["nodes"]:
@@ -499,7 +509,7 @@ def plan(model, state, existing, lab_state="present", broken=()):
             steps.cmd("ip", switch["name"], ["link", "add", BRIDGE, "type", "bridge"])
             links[BRIDGE] = _new_link("bridge")
 
-    for switch, port, name, ifname in pairs(model):
+    for switch, port, name, ifname, mac in pairs(model):
         sw_link = steps.sim[switch]["links"].get(port)
         end_link = steps.sim[name]["links"].get(ifname)
         if (sw_link is not None and end_link is not None and sw_link["kind"] == "veth"
@@ -511,7 +521,7 @@ def plan(model, state, existing, lab_state="present", broken=()):
         if port in steps.sim[switch]["links"]:
             steps.link_del(switch, port)
         steps.cmd("ip", switch, ["link", "add", port, "type", "veth", "peer", "name", ifname,
-                                 "netns", name])
+                                 "address", mac, "netns", name])
         steps.sim[switch]["links"][port] = _new_link("veth", [name, ifname])
         steps.sim[name]["links"][ifname] = _new_link("veth", [switch, port])
 

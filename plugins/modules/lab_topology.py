@@ -17,6 +17,9 @@ description:
     namespace (O(switch_prefix)C(-10.57.4.0-24)) holding a bridge C(br0), and the peer of every node
     interface is a port of that bridge, named C(p-) and the host number of the node's address
     (C(p-20) for C(10.57.4.20/24)).
+  - The node and router ends get a MAC made of C(02:4c) and the bytes of their address
+    (C(02:4c:0a:39:04:14) for C(10.57.4.20)), so an interface made again after someone deleted it
+    keeps its MAC, as a real NIC would, and the neighbour caches of its peers stay right.
   - One I(router) namespace (O(router)) has a leg into every switch, named C(sw-) and the subnet's
     network address in hex (C(sw-0a390400) for C(10.57.4.0/24)), at the last usable address of the
     subnet unless O(router_addresses) says otherwise, and forwards between them.
@@ -129,7 +132,7 @@ commands:
   elements: list
   sample: [["/usr/sbin/ip", "netns", "add", "podnet-rt"],
            ["/usr/sbin/ip", "-n", "podnet-sw-10.57.4.0-24", "link", "add", "p-20", "type", "veth",
-            "peer", "name", "eth0", "netns", "host1"]]
+            "peer", "name", "eth0", "address", "02:4c:0a:39:04:14", "netns", "host1"]]
 lab:
   description: The lab as planned (also with O(state=absent)).
   returned: always

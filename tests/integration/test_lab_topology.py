@@ -92,12 +92,24 @@ class Lab(object):
         proc = subprocess.run(argv, capture_output=True, text=True, env=_env(), cwd=ROOT, check=False)
         return _results(proc, argv)[-1][1]
 
-    def ping(self, src, dst_ip):
-        """One ping from node ``src``'s namespace to a node IP; returns the reply's TTL or None."""
-        proc = subprocess.run(["ip", "netns", "exec", self.ns[src], "ping", "-n", "-c", "1", "-W", "2", dst_ip],
-                              capture_output=True, text=True, check=False)
-        found = re.search(r"ttl=(\d+)", proc.stdout)
-        return int(found.group(1)) if proc.returncode == 0 and found else None
+    def ping(self, src, dst_ip, deadline=5):
+        """Ping from node ``src``'s namespace to a node IP until one reply or ``deadline`` seconds.
+
+        Returns the reply's TTL or None.  Right after a repair the path may need a moment: a veth
+        made again turns its carrier on through linkwatch (up to a second later), and a peer whose
+        neighbour entry went FAILED while the link was gone answers "Destination Host Unreachable"
+        at once until it probes again.  One packet is not a fair test of reachability.
+        """
+        end = time.monotonic() + deadline
+        while True:
+            proc = subprocess.run(["ip", "netns", "exec", self.ns[src], "ping", "-n", "-c", "1", "-W", "1", dst_ip],
+                                  capture_output=True, text=True, check=False)
+            found = re.search(r"ttl=(\d+)", proc.stdout)
+            if proc.returncode == 0 and found:
+                return int(found.group(1))
+            if time.monotonic() >= end:
+                return None
+            time.sleep(0.2)
 
 
 def existing(prefix):
@@ -134,7 +146,7 @@ def test_lab_up_reachable_idempotent_down(lab):
     assert lab.ping("n3", "10.57.4.21") == 63
     # Host-gw style routing to a node of the other subnet cannot work: it is not on n1's link.
     sh("ip", "-n", lab.ns["n1"], "route", "add", "10.99.0.1/32", "via", "10.57.5.20", "dev", "eth0", "onlink")
-    assert lab.ping("n1", "10.99.0.1") is None
+    assert lab.ping("n1", "10.99.0.1", deadline=2) is None
 
     sw4 = lab.switches[0]
     bridge = [link for link in ipj(sw4, "-details", "link", "show") if link["ifname"] == "br0"][0]
@@ -188,7 +200,7 @@ def test_repair_and_nodes_leaving(lab):
     n1 = lab.ns["n1"]
     sh("ip", "-n", n1, "link", "del", "eth0")
     sh("ip", "-n", lab.switches[0], "link", "set", "p-21", "nomaster")
-    assert lab.ping("n2", "10.57.4.20") is None
+    assert lab.ping("n2", "10.57.4.20", deadline=2) is None
     fixed = lab.playbook()
     assert fixed["changed"]
     assert lab.ping("n2", "10.57.4.20") == 64 and lab.ping("n1", "10.57.5.20") == 63

@@ -176,9 +176,10 @@ def test_plan_from_nothing_builds_everything_and_never_touches_the_root_namespac
         assert netns is not None or args[:2] == ["netns", "add"], (tool, netns, args)
         assert tool in ("ip", "sysctl")
     assert ("ip", SW4, ["link", "add", "br0", "type", "bridge"]) in commands
-    assert ("ip", SW4, ["link", "add", "p-20", "type", "veth", "peer", "name", "eth0", "netns", "host1"]) in commands
+    assert ("ip", SW4, ["link", "add", "p-20", "type", "veth", "peer", "name", "eth0",
+                       "address", "02:4c:0a:39:04:14", "netns", "host1"]) in commands
     assert ("ip", SW5, ["link", "add", "p-254", "type", "veth", "peer", "name", "sw-0a390500",
-                        "netns", "podnet-rt"]) in commands
+                        "address", "02:4c:0a:39:05:fe", "netns", "podnet-rt"]) in commands
     assert ("ip", SW4, ["link", "set", "p-20", "master", "br0", "up"]) in commands
     assert ("sysctl", "podnet-rt", ["-qw", "net.ipv6.conf.all.disable_ipv6=1",
                                     "net.ipv6.conf.default.disable_ipv6=1", "net.ipv4.ip_forward=1"]) in commands
@@ -212,7 +213,8 @@ def test_plan_repairs_a_missing_node_interface():
     commands, before, after = lab.plan(model, state, names(model))
     assert commands == [
         ("ip", SW4, ["link", "del", "p-20"]),
-        ("ip", SW4, ["link", "add", "p-20", "type", "veth", "peer", "name", "eth0", "netns", "host1"]),
+        ("ip", SW4, ["link", "add", "p-20", "type", "veth", "peer", "name", "eth0",
+                       "address", "02:4c:0a:39:04:14", "netns", "host1"]),
         ("ip", SW4, ["link", "set", "p-20", "master", "br0", "up"]),
         ("ip", "host1", ["addr", "add", "10.57.4.20/24", "dev", "eth0"]),
         ("ip", "host1", ["link", "set", "eth0", "up"]),
@@ -248,7 +250,8 @@ def test_plan_removes_what_the_lab_no_longer_needs():
     commands, before, after = lab.plan(model, state, existing)
     assert commands[0] == ("ip", None, ["netns", "del", SW5])
     assert ("ip", SW4, ["link", "del", "p-21"]) in commands
-    assert ("ip", SW4, ["link", "add", "p-30", "type", "veth", "peer", "name", "eth0", "netns", "host2"]) in commands
+    assert ("ip", SW4, ["link", "add", "p-30", "type", "veth", "peer", "name", "eth0",
+                       "address", "02:4c:0a:39:04:1e", "netns", "host2"]) in commands
     assert not [c for c in commands if c[1] == "podnet-rt"], "the leg went with the switch namespace"
     assert not [c for c in commands if "host3" in c[2] or c[1] == "host3"], "host3 is no longer the lab's"
     assert SW5 in before["namespaces"] and SW5 not in after["namespaces"]
@@ -293,3 +296,9 @@ def test_absent_removes_pods_nodes_switches_router_in_order():
     assert after == {"namespaces": {}}
     assert before["namespaces"]["pod-a"] == {} and before["namespaces"]["host1"]["role"] == "node"
     assert lab.plan(model, {}, ["unrelated"], "absent")[0] == []
+
+
+def test_a_remade_interface_keeps_its_mac():
+    """The node and router ends get a MAC derived from their address, as a NIC keeps its MAC."""
+    assert lab.nic_mac("10.57.4.20/24") == "02:4c:0a:39:04:14"
+    assert lab.nic_mac("10.57.5.254/24") == "02:4c:0a:39:05:fe"
