@@ -177,7 +177,7 @@ def test_plan_from_nothing_builds_everything_and_never_touches_the_root_namespac
         assert tool in ("ip", "sysctl")
     assert ("ip", SW4, ["link", "add", "br0", "type", "bridge"]) in commands
     assert ("ip", SW4, ["link", "add", "p-20", "type", "veth", "peer", "name", "eth0",
-                       "address", "02:4c:0a:39:04:14", "netns", "host1"]) in commands
+                        "address", "02:4c:0a:39:04:14", "netns", "host1"]) in commands
     assert ("ip", SW5, ["link", "add", "p-254", "type", "veth", "peer", "name", "sw-0a390500",
                         "address", "02:4c:0a:39:05:fe", "netns", "podnet-rt"]) in commands
     assert ("ip", SW4, ["link", "set", "p-20", "master", "br0", "up"]) in commands
@@ -214,7 +214,7 @@ def test_plan_repairs_a_missing_node_interface():
     assert commands == [
         ("ip", SW4, ["link", "del", "p-20"]),
         ("ip", SW4, ["link", "add", "p-20", "type", "veth", "peer", "name", "eth0",
-                       "address", "02:4c:0a:39:04:14", "netns", "host1"]),
+                     "address", "02:4c:0a:39:04:14", "netns", "host1"]),
         ("ip", SW4, ["link", "set", "p-20", "master", "br0", "up"]),
         ("ip", "host1", ["addr", "add", "10.57.4.20/24", "dev", "eth0"]),
         ("ip", "host1", ["link", "set", "eth0", "up"]),
@@ -251,7 +251,7 @@ def test_plan_removes_what_the_lab_no_longer_needs():
     assert commands[0] == ("ip", None, ["netns", "del", SW5])
     assert ("ip", SW4, ["link", "del", "p-21"]) in commands
     assert ("ip", SW4, ["link", "add", "p-30", "type", "veth", "peer", "name", "eth0",
-                       "address", "02:4c:0a:39:04:1e", "netns", "host2"]) in commands
+                        "address", "02:4c:0a:39:04:1e", "netns", "host2"]) in commands
     assert not [c for c in commands if c[1] == "podnet-rt"], "the leg went with the switch namespace"
     assert not [c for c in commands if "host3" in c[2] or c[1] == "host3"], "host3 is no longer the lab's"
     assert SW5 in before["namespaces"] and SW5 not in after["namespaces"]
