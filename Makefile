@@ -15,7 +15,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: all deps venv link test unit integration ipip-vm sanity sanity-2.19 sanity-2.21 units-2.21 lint \
-        lab lab-down clean
+        molecule lab lab-down clean
 
 all: venv
 
@@ -63,10 +63,15 @@ units-2.21: venv $(VENV_221)/bin/ansible
 
 sanity: sanity-2.19 sanity-2.21
 
+# molecule test: the namespace scenario and the Docker scenario (a private engine it starts and
+# stops itself), in vxlan and host-gw (ipip where the kernel has it), and the breakage test.
+molecule: venv
+	tests/molecule/run-all
+
 lint: venv
 	$(BIN)/ansible-lint
 
-test: venv unit units-2.21 lint sanity integration ipip-vm
+test: venv unit units-2.21 lint sanity integration ipip-vm molecule
 
 # The teaching lab: nodes, switch and router as network namespaces on this machine.
 lab: venv
@@ -83,4 +88,4 @@ lab-down: venv
 	$(BIN)/ansible-playbook playbooks/lab.yml -e lab_state=absent
 
 clean:
-	rm -rf $(VENV) $(VENV_221) .collections .build
+	rm -rf $(VENV) $(VENV_221) .venv-molecule .collections .build
