@@ -1,0 +1,281 @@
+# -*- coding: utf-8 -*-
+# Copyright: podnet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure planning for podnet.fabric.iptables_chain: one chain podnet owns, its rules in order,
+and the one rule that jumps to it from a parent chain.
+
+A rule is a dict ``{source, destination, in_interface, out_interface, protocol,
+destination_port, ctstate, comment, jump}`` with canonical values (networks with a prefix
+length, the protocol as a number, ctstate sorted).  ``parse()`` reads ``iptables -S`` into
+the same dicts, so wanted and live rules compare as data, whatever names the system's
+/etc/protocols gives the numbers.  A live rule with anything podnet does not write (another
+match, a negation, a goto) never equals a wanted rule, so the chain is rewritten.
+
+``plan()`` returns one ``iptables-restore --noflush`` script: the chain is declared (which
+creates it, or empties it when it exists) and refilled in one atomic transaction, then the
+jump is put at its position.  Only the chain and the jumps to it are ever touched.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import socket
+
+from ansible_collections.podnet.fabric.plugins.module_utils import validate
+from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
+
+TABLES = ("filter", "mangle", "nat", "raw", "security")
+CTSTATES = ("DNAT", "ESTABLISHED", "INVALID", "NEW", "RELATED", "SNAT", "UNTRACKED")
+RULE_KEYS = ("source", "destination", "in_interface", "out_interface", "protocol",
+             "destination_port", "ctstate", "comment", "jump")
+# The comment on the rule that jumps to podnet's chain.
+JUMP_COMMENT = "podnet"
+# iptables chain and target names: at most 28 characters (XT_EXTENSION_MAXNAMELEN - 1).
+_CHAIN_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,27}$")
+# Printable, no quotes or backslashes: the comment travels through iptables-restore's quoting.
+_COMMENT_RE = re.compile(r"^[A-Za-z0-9 _.,:;=+/>@()\[\]#-]{1,256}$")
+# Protocol names iptables may print, by number. /etc/protocols calls 4 "ipencap" (Debian) or
+# "ipv4" (Fedora), and 94 "ipip": `-p ipip` is NOT what an ipip device sends.
+_PROTOCOLS = {"icmp": 1, "ipencap": 4, "ipv4": 4, "ip-encap": 4, "tcp": 6, "udp": 17, "gre": 47,
+              "esp": 50, "ah": 51, "sctp": 132, "udplite": 136}
+_PORT_PROTOCOLS = {6: "tcp", 17: "udp"}
+_NAMES = {1: "icmp", 6: "tcp", 17: "udp"}
+
+
+def chain_name(value, option):
+    if not isinstance(value, str) or not _CHAIN_RE.match(value):
+        raise PodnetError("%s: %r is not a valid chain name (letters, digits, _ and -, at most 28 "
+                          "characters)" % (option, value))
+    return value
+
+
+def protocol_number(value, option, lookup=True):
+    """A protocol (number or name) as its number; ``ipip`` is refused as ambiguous."""
+    text = str(value).strip().lower()
+    if text == "ipip":
+        raise PodnetError("%s: 'ipip' is ambiguous (/etc/protocols gives it 94); IP-in-IP as "
+                          "Linux ipip devices send it is protocol 4" % option)
+    if text.isdigit():
+        return validate.int_range(text, option, 0, 255, "protocol")
+    if text in _PROTOCOLS:
+        return _PROTOCOLS[text]
+    if lookup:
+        try:
+            return socket.getprotobyname(text)
+        except (OSError, socket.error):
+            pass
+    raise PodnetError("%s: unknown protocol %r; give its number" % (option, value))
+
+
+def _network(value, option):
+    text = str(value)
+    return validate.ipv4_network(text if "/" in text else text + "/32", option)
+
+
+def empty_rule():
+    return dict((key, None) for key in RULE_KEYS)
+
+
+def rule(item, where):
+    """Validate and normalise one wanted rule (a dict)."""
+    if not isinstance(item, dict):
+        raise PodnetError("%s: each rule must be a dict with at least jump" % where)
+    unknown = sorted(k for k in item if k not in RULE_KEYS)
+    if unknown:
+        raise PodnetError("%s: unknown key(s) %s; allowed: %s" % (where, ", ".join(unknown), ", ".join(RULE_KEYS)))
+    result = empty_rule()
+    for key in ("source", "destination"):
+        if item.get(key) not in (None, ""):
+            result[key] = _network(item[key], "%s.%s" % (where, key))
+    for key in ("in_interface", "out_interface"):
+        if item.get(key) not in (None, ""):
+            result[key] = validate.ifname(item[key], "%s.%s" % (where, key))
+    if item.get("protocol") not in (None, ""):
+        result["protocol"] = protocol_number(item["protocol"], where + ".protocol")
+    if item.get("destination_port") not in (None, ""):
+        if result["protocol"] not in _PORT_PROTOCOLS:
+            raise PodnetError("%s.destination_port: needs protocol tcp or udp" % where)
+        result["destination_port"] = validate.port(item["destination_port"], where + ".destination_port")
+    if item.get("ctstate"):
+        states = item["ctstate"]
+        if isinstance(states, str):
+            states = states.split(",")
+        states = sorted(set(str(s).strip().upper() for s in states))
+        bad = [s for s in states if s not in CTSTATES]
+        if bad:
+            raise PodnetError("%s.ctstate: unknown state(s) %s; choose from %s"
+                              % (where, ", ".join(bad), ", ".join(CTSTATES)))
+        result["ctstate"] = states
+    if item.get("comment") not in (None, ""):
+        if not _COMMENT_RE.match(str(item["comment"])):
+            raise PodnetError("%s.comment: %r must be 1..256 printable characters without quotes or "
+                              "backslashes" % (where, item["comment"]))
+        result["comment"] = str(item["comment"])
+    if item.get("jump") in (None, ""):
+        raise PodnetError("%s.jump: a target (ACCEPT, DROP, RETURN or a chain) is required" % where)
+    result["jump"] = chain_name(item["jump"], where + ".jump")
+    return result
+
+
+def wanted(params):
+    """Validate the module's parameters into ``{name, table, parent, position, rules, state}``."""
+    name = chain_name(params.get("name"), "name")
+    table = params.get("table") or "filter"
+    if table not in TABLES:
+        raise PodnetError("table: %r is not one of %s" % (table, ", ".join(TABLES)))
+    parent = params.get("parent")
+    if parent not in (None, ""):
+        parent = chain_name(parent, "parent")
+        if parent == name:
+            raise PodnetError("parent: a chain cannot jump to itself")
+    else:
+        parent = None
+    position = params.get("position")
+    position = validate.int_range(1 if position is None else position, "position", 1, 2 ** 31 - 1, "position")
+    rules = []
+    for index, item in enumerate(params.get("rules") or []):
+        one = rule(item, "rules[%d]" % index)
+        if one["jump"] == name:
+            raise PodnetError("rules[%d].jump: a rule of %s cannot jump to %s itself" % (index, name, name))
+        rules.append(one)
+    return dict(name=name, table=table, parent=parent, position=position, rules=rules,
+                state=params.get("state") or "present")
+
+
+def args(item):
+    """A normalised rule as iptables arguments (after ``-A CHAIN``), in iptables' own order."""
+    argv = []
+    for key, flag in (("source", "-s"), ("destination", "-d"), ("in_interface", "-i"), ("out_interface", "-o")):
+        if item[key] is not None:
+            argv += [flag, item[key]]
+    if item["protocol"] is not None:
+        argv += ["-p", _NAMES.get(item["protocol"], str(item["protocol"]))]
+    if item["destination_port"] is not None:
+        argv += ["-m", _PORT_PROTOCOLS[item["protocol"]], "--dport", str(item["destination_port"])]
+    if item["ctstate"]:
+        argv += ["-m", "conntrack", "--ctstate", ",".join(item["ctstate"])]
+    if item["comment"] is not None:
+        argv += ["-m", "comment", "--comment", item["comment"]]
+    return argv + ["-j", item["jump"]]
+
+
+def line(chain, item, verb="-A", position=None):
+    """One iptables-restore (and ``iptables -S``) line; arguments with spaces are double-quoted."""
+    words = [verb, chain] + ([str(position)] if position else []) + args(item)
+    return " ".join('"%s"' % w if " " in w or not w else w for w in words)
+
+
+def jump_rule(name):
+    return dict(empty_rule(), comment=JUMP_COMMENT, jump=name)
+
+
+def _parse_rule(tokens):
+    """``iptables -S`` tokens after ``-A CHAIN`` -> a normalised rule, or None when podnet would
+    never write it (another match, a negation, a goto, an option it does not know)."""
+    result = empty_rule()
+    flags = {"-s": "source", "-d": "destination", "-i": "in_interface", "-o": "out_interface",
+             "--dport": "destination_port", "--ctstate": "ctstate", "--comment": "comment",
+             "-j": "jump", "-p": "protocol"}
+    index = 0
+    try:
+        while index < len(tokens):
+            token = tokens[index]
+            if token == "-m" and tokens[index + 1] in ("udp", "tcp", "conntrack", "comment"):
+                index += 2
+                continue
+            key = flags.get(token)
+            if key is None or result[key] is not None:
+                return None
+            value = tokens[index + 1]
+            if key in ("source", "destination"):
+                value = _network(value, key)
+            elif key == "protocol":
+                value = protocol_number(value, key)
+            elif key == "destination_port":
+                value = int(value)
+            elif key == "ctstate":
+                value = sorted(value.split(","))
+            result[key] = value
+            index += 2
+    except (IndexError, ValueError):
+        return None
+    if result["jump"] is None:
+        return None
+    return result
+
+
+def parse(text):
+    """``iptables -t TABLE -S`` -> ``{chain: [(rule or None, line), ...]}`` for every chain."""
+    chains = {}
+    for raw in (text or "").splitlines():
+        raw = raw.strip()
+        try:
+            tokens, parsed = shlex.split(raw), True
+        except ValueError:
+            tokens, parsed = raw.split(), False
+        if len(tokens) >= 2 and tokens[0] in ("-P", "-N"):
+            chains.setdefault(tokens[1], [])
+        elif len(tokens) >= 2 and tokens[0] == "-A":
+            chains.setdefault(tokens[1], []).append((_parse_rule(tokens[2:]) if parsed else None, raw))
+    return chains
+
+
+def _jumps(chains, name):
+    """``{chain: [rule numbers]}`` of the rules that jump (or go) to ``name``."""
+    pattern = re.compile(r"(^|\s)-[jg] %s(\s|$)" % re.escape(name))
+    found = {}
+    for chain, items in chains.items():
+        numbers = [index + 1 for index, (item, raw) in enumerate(items) if pattern.search(raw)]
+        if numbers and chain != name:
+            found[chain] = numbers
+    return found
+
+
+def _show(chain, items):
+    """Live rules as lines, rendered like wanted ones when podnet could have written them."""
+    return [line(chain, item) if item is not None else raw for item, raw in items]
+
+
+def plan(want, text, check_mode=False):
+    """(restore script lines or [], before, after) for ``want`` against ``iptables -S`` output.
+
+    A missing parent fails, except in check mode, where an earlier task that would have made it
+    (podnet's forward chain, on a fresh node) did not run: the plan then assumes it empty.
+    """
+    chains = parse(text)
+    name, parent = want["name"], want["parent"]
+    exists = name in chains
+    current = chains.get(name, [])
+    jumps = _jumps(chains, name)
+    before = dict(exists=exists, rules=_show(name, current),
+                  jump=dict(chain=parent, position=jumps[parent][0]) if parent in jumps else None)
+    body = []
+    if want["state"] == "absent":
+        after = dict(exists=False, rules=[], jump=None)
+        if not exists:
+            return [], before, after
+        for chain in sorted(jumps):
+            body += ["-D %s %d" % (chain, number) for number in sorted(jumps[chain], reverse=True)]
+        body += ["-F %s" % name, "-X %s" % name]
+    else:
+        if parent and parent not in chains:
+            if not check_mode:
+                raise PodnetError("parent: chain %s does not exist in table %s" % (parent, want["table"]))
+            chains[parent] = []
+        rules = [line(name, item) for item in want["rules"]]
+        if not exists or [item for item, raw in current] != want["rules"]:
+            # Declaring a chain creates it, or empties one that exists (--noflush keeps the rest).
+            body += [":%s - [0:0]" % name] + rules
+        jump = None
+        if parent:
+            mine = jumps.get(parent, [])
+            position = min(want["position"], len(chains[parent]) - len(mine) + 1)
+            jump = dict(chain=parent, position=position)
+            if mine != [position] or chains[parent][position - 1][0] != jump_rule(name):
+                body += ["-D %s %d" % (parent, number) for number in sorted(mine, reverse=True)]
+                body.append(line(parent, jump_rule(name), "-I", position))
+        after = dict(exists=True, rules=rules, jump=jump)
+    if not body:
+        return [], before, after
+    return ["*%s" % want["table"]] + body + ["COMMIT"], before, after

@@ -1,0 +1,192 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: podnet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: iptables_chain
+short_description: Manage an iptables chain podnet owns, all its rules at once, and the jump to it
+version_added: 0.1.0
+description:
+  - Makes one chain of an iptables table hold exactly the listed rules, in order, and makes a
+    parent chain (for example C(INPUT)) jump to it from one position, with the comment C(podnet).
+    The chain is podnet's, so rules in it that are not listed are removed.
+  - One module call for any number of rules, so a role's task count does not grow with the
+    cluster (M(ansible.builtin.iptables) manages one rule per task).
+  - The table is read once with C(iptables -S). When anything differs, one
+    C(iptables-restore --noflush) transaction declares the chain (which creates it, or empties
+    it), refills it, and puts the jump in place; nothing else in the table is touched, and no
+    packet ever sees a half-written chain.
+  - Rules compare as data, not text, so a protocol that C(/etc/protocols) names differently
+    (4 is C(ipencap) on Debian, C(ipv4) elsewhere) is still the same rule.
+  - With O(state=absent), every rule that jumps to the chain is deleted, then the chain.
+author:
+  - podnet developers (@podnet)
+extends_documentation_fragment:
+  - podnet.fabric.common
+requirements:
+  - iptables and iptables-restore (nf_tables or legacy, the same backend).
+options:
+  name:
+    description: The chain (at most 28 characters; letters, digits, C(_) and C(-)).
+    type: str
+    required: true
+  table:
+    description: The iptables table.
+    type: str
+    choices: [filter, mangle, nat, raw, security]
+    default: filter
+  parent:
+    description:
+      - A chain that must jump to O(name) (for example V(INPUT), or another podnet chain).
+        It must exist (in check mode a missing one is taken as empty, as if an earlier task had
+        made it). When omitted, no jump is managed.
+    type: str
+  position:
+    description:
+      - The rule number of the jump in O(parent), 1 being first. A jump elsewhere is moved;
+        duplicates are removed. A position past the end means the end.
+    type: int
+    default: 1
+  rules:
+    description:
+      - The chain's rules, in order. Every key but O(rules[].jump) is optional; an omitted key
+        matches anything.
+      - Ignored with O(state=absent).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      source:
+        description: Source address or network (a bare address means /32).
+        type: str
+      destination:
+        description: Destination address or network (a bare address means /32).
+        type: str
+      in_interface:
+        description: Interface the packet came in on.
+        type: str
+      out_interface:
+        description: Interface the packet goes out on.
+        type: str
+      protocol:
+        description:
+          - IP protocol, by number or name (V(tcp), V(udp), V(icmp)). IP-in-IP is V(4);
+            the name V(ipip) is refused because C(/etc/protocols) gives it 94.
+        type: str
+      destination_port:
+        description: Destination port; needs O(rules[].protocol) V(tcp) or V(udp).
+        type: int
+      ctstate:
+        description: Conntrack states to match (C(-m conntrack --ctstate)), for example V([NEW]).
+        type: list
+        elements: str
+      comment:
+        description: A comment (C(-m comment)); printable, no quotes or backslashes.
+        type: str
+      jump:
+        description: The target, V(ACCEPT), V(DROP), V(RETURN) or a chain.
+        type: str
+        required: true
+notes:
+  - The O(netns) option runs C(iptables) under C(ip netns exec).
+"""
+
+EXAMPLES = r"""
+- name: Accept VXLAN only from the other nodes (podnet's encapsulation guard)
+  podnet.fabric.iptables_chain:
+    name: PODNET-INPUT
+    parent: INPUT
+    position: 1
+    rules:
+      - {source: 10.57.4.21, protocol: udp, destination_port: 4789, jump: ACCEPT, comment: podnet peer}
+      - {protocol: udp, destination_port: 4789, jump: DROP, comment: podnet guard}
+
+- name: pod-a may not open connections to pod-b; the jump sits after PODNET-FORWARD's conntrack rule
+  podnet.fabric.iptables_chain:
+    name: PODNET-POLICY
+    parent: PODNET-FORWARD
+    position: 2
+    rules:
+      - {source: 192.168.10.10, destination: 192.168.11.10, ctstate: [NEW], jump: DROP}
+
+- name: Remove the chain and the jumps to it
+  podnet.fabric.iptables_chain:
+    name: PODNET-INPUT
+    state: absent
+"""
+
+RETURN = r"""
+commands:
+  description: The commands that ran (or, in check mode, would run), as argument lists.
+  returned: always
+  type: list
+  elements: list
+  sample: [["/usr/sbin/iptables-restore", "-w", "--noflush"]]
+script:
+  description: The iptables-restore input those commands were fed (empty when nothing changes).
+  returned: always
+  type: list
+  elements: str
+  sample: ["*filter", ":PODNET-INPUT - [0:0]", "-A PODNET-INPUT -s 10.57.4.21/32 -p udp -m udp --dport 4789 -j ACCEPT",
+           "-A PODNET-INPUT -p udp -m udp --dport 4789 -j DROP", "-I INPUT 1 -m comment --comment podnet -j PODNET-INPUT",
+           "COMMIT"]
+rules:
+  description: The chain's rules after the run (as planned in check mode), as C(iptables -S) lines.
+  returned: always
+  type: list
+  elements: str
+  sample: ["-A PODNET-INPUT -s 10.57.4.21/32 -p udp -m udp --dport 4789 -j ACCEPT"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.podnet.fabric.plugins.module_utils import chain, iproute
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            iproute.COMMON_ARGS,
+            name=dict(type="str", required=True),
+            table=dict(type="str", default="filter", choices=list(chain.TABLES)),
+            parent=dict(type="str"),
+            position=dict(type="int", default=1),
+            rules=dict(type="list", elements="dict", default=[], options=dict(
+                source=dict(type="str"),
+                destination=dict(type="str"),
+                in_interface=dict(type="str"),
+                out_interface=dict(type="str"),
+                protocol=dict(type="str"),
+                destination_port=dict(type="int"),
+                ctstate=dict(type="list", elements="str"),
+                comment=dict(type="str"),
+                jump=dict(type="str", required=True),
+            )),
+        ),
+        supports_check_mode=True,
+    )
+    want = iproute.fail_on_invalid(module, chain.wanted, module.params)
+    ip = iproute.IpRoute(module, module.params["netns"])
+    have = ip.read("iptables", ["-w", "-t", want["table"], "-S"])
+    try:
+        script, before, after = chain.plan(want, have, module.check_mode)
+    except chain.PodnetError as exc:
+        module.fail_json(msg=str(exc))
+    if script:
+        argv = [ip.bin("iptables-restore"), "-w", "--noflush"]
+        if module.params["netns"]:
+            argv = [ip.bin("ip"), "netns", "exec", module.params["netns"]] + argv
+        ip.commands.append(argv)
+        if not module.check_mode:
+            rc, out, err = module.run_command(argv, data="\n".join(script), environ_update={"LC_ALL": "C"})
+            if rc != 0:
+                module.fail_json(msg="%s failed: %s" % (" ".join(argv), (err or out).strip()), cmd=argv, rc=rc,
+                                 stdout=out, stderr=err, script=script, commands=ip.commands)
+    ip.result(bool(script), before=before, after=after, script=script, rules=after["rules"])
+
+
+if __name__ == "__main__":
+    main()

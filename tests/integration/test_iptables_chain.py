@@ -1,0 +1,100 @@
+"""podnet.fabric.iptables_chain against a real kernel, in scratch namespaces."""
+
+import pytest
+
+from conftest import sh
+
+GUARD = [{"source": "10.57.4.21", "protocol": "udp", "destination_port": 4789, "jump": "ACCEPT", "comment": "podnet peer"},
+         {"source": "10.57.4.22", "protocol": "udp", "destination_port": 4789, "jump": "ACCEPT", "comment": "podnet peer"},
+         {"protocol": "udp", "destination_port": 4789, "jump": "DROP", "comment": "podnet guard"}]
+ARGS = {"name": "PODNET-INPUT", "parent": "INPUT", "position": 1, "rules": GUARD}
+
+
+def rules(ns):
+    """`iptables -S` of the namespace (policies and rules)."""
+    return sh("iptables", "-w", "-S", ns=ns).splitlines()
+
+
+def test_present_idempotent_check_diff_absent(module, node):
+    sh("iptables", "-w", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT", ns=node)
+    before = rules(node)
+    check = module("iptables_chain", ARGS, ns=node, check=True, diff=True)
+    assert check.changed and check["commands"][0][-3:] == [check["commands"][0][-3], "-w", "--noflush"], check
+    assert check["diff"]["before"] == {"exists": False, "rules": [], "jump": None}
+    assert check["script"][1] == ":PODNET-INPUT - [0:0]"
+    assert rules(node) == before, "check mode changed iptables"
+
+    first = module("iptables_chain", ARGS, ns=node, diff=True)
+    assert first.changed and first["script"] == check["script"], first
+    now = rules(node)
+    assert now.index("-A INPUT -m comment --comment podnet -j PODNET-INPUT") < \
+        now.index("-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT")
+    assert [r for r in now if r.startswith("-A PODNET-INPUT")] == [
+        '-A PODNET-INPUT -s 10.57.4.21/32 -p udp -m udp --dport 4789 -m comment --comment "podnet peer" -j ACCEPT',
+        '-A PODNET-INPUT -s 10.57.4.22/32 -p udp -m udp --dport 4789 -m comment --comment "podnet peer" -j ACCEPT',
+        '-A PODNET-INPUT -p udp -m udp --dport 4789 -m comment --comment "podnet guard" -j DROP']
+    assert first["rules"] == [r for r in now if r.startswith("-A PODNET-INPUT")]
+
+    again = module("iptables_chain", ARGS, ns=node, diff=True)
+    assert not again.changed and again["commands"] == [] and again["diff"]["before"] == again["diff"]["after"], again
+
+    # A peer leaves: one run rewrites the chain.
+    fewer = module("iptables_chain", dict(ARGS, rules=GUARD[1:]), ns=node)
+    assert fewer.changed and not [r for r in rules(node) if "10.57.4.21" in r]
+
+    gone = module("iptables_chain", {"name": "PODNET-INPUT", "state": "absent"}, ns=node)
+    assert gone.changed and rules(node) == before
+    assert not module("iptables_chain", {"name": "PODNET-INPUT", "state": "absent"}, ns=node).changed
+
+
+def test_ipip_protocol_and_policy_chain_inside_another_podnet_chain(module, node):
+    sh("iptables", "-w", "-N", "PODNET-FORWARD", ns=node)
+    sh("iptables", "-w", "-A", "PODNET-FORWARD", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT", ns=node)
+    sh("iptables", "-w", "-A", "PODNET-FORWARD", "-s", "192.168.10.0/24", "-j", "ACCEPT", ns=node)
+    policy = {"name": "PODNET-POLICY", "parent": "PODNET-FORWARD", "position": 2,
+              "rules": [{"source": "192.168.10.10", "destination": "192.168.11.10", "ctstate": ["NEW"], "jump": "DROP"}]}
+    assert module("iptables_chain", policy, ns=node).changed
+    forward = [r for r in rules(node) if r.startswith("-A PODNET-FORWARD")]
+    assert forward[1] == "-A PODNET-FORWARD -m comment --comment podnet -j PODNET-POLICY", forward
+    assert not module("iptables_chain", policy, ns=node).changed
+    # /etc/protocols names 4 "ipencap": still the same rule on the second run.
+    ipip = dict(ARGS, rules=[{"source": "10.57.4.21", "protocol": "4", "jump": "ACCEPT"}, {"protocol": "4", "jump": "DROP"}])
+    assert module("iptables_chain", ipip, ns=node).changed
+    assert "-A PODNET-INPUT -p ipencap -j DROP" in rules(node)
+    assert not module("iptables_chain", ipip, ns=node).changed
+
+
+def test_drift_is_repaired_and_foreign_rules_elsewhere_stay(module, node):
+    module("iptables_chain", ARGS, ns=node)
+    sh("iptables", "-w", "-A", "PODNET-INPUT", "-s", "10.9.9.9", "-j", "ACCEPT", ns=node)   # a stray rule
+    sh("iptables", "-w", "-I", "INPUT", "1", "-p", "icmp", "-j", "ACCEPT", ns=node)         # the jump slips to 2
+    sh("iptables", "-w", "-N", "USER", ns=node)
+    sh("iptables", "-w", "-A", "USER", "-j", "RETURN", ns=node)
+    repaired = module("iptables_chain", ARGS, ns=node)
+    assert repaired.changed
+    now = rules(node)
+    assert not [r for r in now if "10.9.9.9" in r]
+    assert [r for r in now if r.startswith("-A INPUT")] == [
+        "-A INPUT -m comment --comment podnet -j PODNET-INPUT", "-A INPUT -p icmp -j ACCEPT"]
+    assert "-A USER -j RETURN" in now
+    assert not module("iptables_chain", ARGS, ns=node).changed
+
+
+def test_netns_option(module, node):
+    result = module("iptables_chain", dict(ARGS, netns=node))
+    assert result.changed and result["commands"][0][1:4] == ["netns", "exec", node]
+    assert "-N PODNET-INPUT" in rules(node)
+
+
+@pytest.mark.parametrize("args, message", [
+    (dict(ARGS, name="PODNET INPUT"), "name: 'PODNET INPUT' is not a valid chain name"),
+    (dict(ARGS, parent="NOSUCH"), "parent: chain NOSUCH does not exist in table filter"),
+    (dict(ARGS, rules=[{"protocol": "ipip", "jump": "DROP"}]), "rules[0].protocol: 'ipip' is ambiguous"),
+    (dict(ARGS, rules=GUARD + [{"source": "10.57.4.300", "jump": "ACCEPT"}]), "rules[3].source"),
+    (dict(ARGS, rules=[{"destination_port": 4789, "jump": "DROP"}]), "rules[0].destination_port: needs protocol tcp or udp"),
+])
+def test_bad_input_refused_before_any_change(module, node, args, message):
+    before = rules(node)
+    result = module("iptables_chain", args, ns=node)
+    assert result.failed and message in result["msg"], result
+    assert rules(node) == before
