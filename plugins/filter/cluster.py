@@ -42,11 +42,16 @@ def validate_inventory(hosts, hostvars):
     return _cluster(hostvars, hosts).mode
 
 
-def validate_underlay(hosts, hostvars):
-    """The checks that need every node's ``podnet_underlay`` facts; returns True."""
+def validate_underlay(hosts, hostvars, read=None):
+    """The checks that need the nodes' ``podnet_underlay`` facts; returns True.
+
+    ``read`` (``ansible_play_hosts``): the nodes whose facts this run read. The others (unreachable,
+    or outside ``--limit``) are checked only as peers, from the inventory. Default: every node.
+    """
     cluster = _cluster(hostvars, hosts)
+    read = None if read is None else [host for host in hosts if host in read]
     try:
-        cluster.check_underlay(_facts(hostvars, hosts))
+        cluster.check_underlay(_facts(hostvars, read if read is not None else hosts), read)
     except PodnetError as exc:
         raise AnsibleFilterError("podnet: %s" % exc)
     return True

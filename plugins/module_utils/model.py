@@ -28,6 +28,7 @@ MODES = ("host-gw", "ipip", "vxlan")
 _CHAIN_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,27}$")
 FDB_STRATEGIES = ("static", "flood", "multicast")
 OVERHEAD = {"host-gw": 0, "ipip": 20, "vxlan": 50}
+POD_KEYS = ("name", "ip", "host_ifname")
 
 DEFAULTS = dict(
     mode="vxlan",
@@ -43,7 +44,12 @@ DEFAULTS = dict(
     mtu=None,
     state_dir="/var/lib/podnet",
     iptables_chain="PODNET-FORWARD",
+    policy=[],
+    tx_checksum_offload=None,
 )
+POLICY_ACTIONS = ("deny",)
+_POLICY_KEYS = ("from", "to", "action")
+_COMMENT_SAFE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def _err(host, var, message):
@@ -127,12 +133,54 @@ class Cluster(object):
                 if one.network.overlaps(other.network):
                     raise _err(other.name, "pod_cidr", "%s overlaps %s of host %s"
                                % (other.pod_cidr, one.pod_cidr, one.name))
+        for node in nodes:
+            for peer in nodes:
+                if peer is not node and ipaddress.IPv4Address(peer.node_ip) in node.network:
+                    raise _err(node.name, "pod_cidr", "%s contains node_ip %s of host %s"
+                               % (node.pod_cidr, peer.node_ip, peer.name))
         gateway = ipaddress.IPv4Address(settings["pod_gateway"])
         for node in nodes:
             if gateway in node.network:
                 raise _err(node.name, "pod_cidr", "%s contains the pod gateway %s (podnet_pod_gateway)"
                            % (node.pod_cidr, gateway))
+        settings["policy"] = cls._policy(settings["policy"], nodes)
         return cls(nodes, settings)
+
+    @staticmethod
+    def _policy(raw, nodes):
+        """``podnet_policy``: [{from: POD, to: POD, action: deny}] -> the same with both pods' IPs and nodes."""
+        if not isinstance(raw, list):
+            raise _err(None, "podnet_policy", "must be a list of {from, to, action: deny}")
+        pods = dict((p["name"], (n.name, p["ip"])) for n in nodes for p in n.pods)
+        result, seen = [], {}
+        for index, entry in enumerate(raw):
+            var = "podnet_policy[%d]" % index
+            if not isinstance(entry, dict):
+                raise _err(None, var, "must be a dict {from, to, action: deny}")
+            unknown = sorted(str(k) for k in entry if k not in _POLICY_KEYS)
+            if unknown:
+                raise _err(None, var, "unknown key(s) %s; allowed: %s" % (", ".join(unknown), ", ".join(_POLICY_KEYS)))
+            for key in ("from", "to"):
+                if entry.get(key) not in pods:
+                    raise _err(None, "%s.%s" % (var, key), "unknown pod %r; the pods are %s"
+                               % (entry.get(key), ", ".join(sorted(pods)) or "none"))
+            if entry["from"] == entry["to"]:
+                raise _err(None, var, "from and to are both %s; a pod's traffic to itself never leaves it" % entry["to"])
+            action = entry.get("action", "deny")
+            if action not in POLICY_ACTIONS:
+                raise _err(None, "%s.action" % var, "unknown action %r; podnet knows %s (everything not denied "
+                           "is allowed)" % (action, ", ".join(POLICY_ACTIONS)))
+            key = (entry["from"], entry["to"])
+            if key in seen:
+                raise _err(None, var, "%s -> %s is already podnet_policy[%d]" % (key + (seen[key],)))
+            seen[key] = index
+            result.append(dict(entry, action=action, from_node=pods[key[0]][0], from_ip=pods[key[0]][1],
+                               to_node=pods[key[1]][0], to_ip=pods[key[1]][1]))
+        return result
+
+    def denied(self, src_pod, dst_ip):
+        """True when ``podnet_policy`` drops new connections from pod ``src_pod`` to ``dst_ip``."""
+        return any(e["from"] == src_pod and e["to_ip"] == dst_ip for e in self.settings["policy"])
 
     @staticmethod
     def _settings(raw):
@@ -166,6 +214,14 @@ class Cluster(object):
             raise _err(where, "podnet_iptables_chain", "%r is not a valid chain name (letters, digits, _ -; "
                        "at most 28 characters)" % (s["iptables_chain"],))
         s["direct_routing"] = _boolean(s["direct_routing"], "podnet_direct_routing")
+        if len(_chain_prefix(s["iptables_chain"]) + "-POLICY") > 28:
+            raise _err(where, "podnet_iptables_chain", "%r is too long: podnet's INPUT and policy chains are named "
+                       "after it (%s-POLICY) and must fit 28 characters"
+                       % (s["iptables_chain"], _chain_prefix(s["iptables_chain"])))
+        if s["tx_checksum_offload"] not in (None, ""):
+            s["tx_checksum_offload"] = _boolean(s["tx_checksum_offload"], "podnet_tx_checksum_offload")
+        else:
+            s["tx_checksum_offload"] = None
         return s
 
     @staticmethod
@@ -177,8 +233,14 @@ class Cluster(object):
         if node_ip in seen_ip:
             raise _err(name, "node_ip", "%s is also the node_ip of host %s" % (node_ip, seen_ip[node_ip]))
         seen_ip[node_ip] = name
+        parsed = ipaddress.IPv4Address(node_ip)
+        if (parsed.is_unspecified or parsed.is_loopback or parsed.is_multicast or parsed.is_reserved
+                or node_ip == "255.255.255.255"):
+            raise _err(name, "node_ip", "%s is not a unicast address other nodes can reach" % node_ip)
         pod_cidr = _check(name, "pod_cidr", validate.ipv4_network, hv["pod_cidr"], "pod_cidr")
         network = ipaddress.IPv4Network(pod_cidr)
+        if network.is_multicast or network.is_loopback or network.is_reserved or network.is_unspecified:
+            raise _err(name, "pod_cidr", "%s is a multicast, loopback or reserved network, not one for pods" % pod_cidr)
         if network.prefixlen > 30:
             raise _err(name, "pod_cidr", "%s is too small: it needs room for the node's address and pods" % pod_cidr)
         if ipaddress.IPv4Address(node_ip) in network:
@@ -193,11 +255,19 @@ class Cluster(object):
         if not isinstance(raw_pods, list):
             raise _err(name, "pods", "must be a list of {name, ip}")
         used = {str(network.network_address + 1): "the node's own tunnel address"}
+        mine, ifnames = {}, {}
         for index, pod in enumerate(raw_pods):
             var = "pods[%d]" % index
             if not isinstance(pod, dict) or not pod.get("name") or not pod.get("ip"):
                 raise _err(name, var, "each pod needs a name and an ip")
+            unknown = sorted(str(key) for key in pod if key not in POD_KEYS)
+            if unknown:
+                raise _err(name, var, "unknown key(s) %s; a pod has %s" % (", ".join(unknown), ", ".join(POD_KEYS)))
             pod_name = _check(name, var + ".name", validate.netns_name, pod["name"], var + ".name")
+            if pod_name in mine:
+                raise _err(name, var + ".name", "pod %s is listed twice on this host (also pods[%d])"
+                           % (pod_name, mine[pod_name]))
+            mine[pod_name] = index
             if pod_name in seen_pod:
                 raise _err(name, var + ".name", "pod %s is also defined on host %s (pod names are namespace "
                            "names and must be unique across the cluster)" % (pod_name, seen_pod[pod_name]))
@@ -213,10 +283,18 @@ class Cluster(object):
                 raise _err(name, var + ".ip", "%s is already %s" % (ip, used[ip]))
             used[ip] = "used by pod %s" % pod_name
             host_ifname = pod.get("host_ifname") or ("veth-" + pod_name)
-            if len(host_ifname) > validate.IFNAMSIZ:
+            if not pod.get("host_ifname") and len(host_ifname) > validate.IFNAMSIZ:
                 raise _err(name, var + ".name", "the host-side interface %r derived from the pod name is over "
                            "%d characters; set %s.host_ifname" % (host_ifname, validate.IFNAMSIZ, var))
             host_ifname = _check(name, var + ".host_ifname", validate.ifname, host_ifname, var + ".host_ifname")
+            if host_ifname in ifnames:
+                raise _err(name, var + ".host_ifname", "%s is also the host_ifname of pod %s"
+                           % (host_ifname, ifnames[host_ifname]))
+            ifnames[host_ifname] = pod_name
+            if host_ifname in (settings["vxlan_device"], settings["ipip_device"]):
+                raise _err(name, var + ".host_ifname", "%s is podnet's tunnel device name" % host_ifname)
+            if host_ifname == iface:
+                raise _err(name, var + ".host_ifname", "%s is the node's underlay interface (node_iface)" % host_ifname)
             pods.append(dict(name=pod_name, ip=ip, prefixlen=network.prefixlen, host_ifname=host_ifname))
         return Node(name, node_ip, pod_cidr, pods, iface)
 
@@ -228,18 +306,28 @@ class Cluster(object):
 
     # -- step 2: what the nodes tell ------------------------------------------------
 
-    def check_underlay(self, facts):
+    def check_underlay(self, facts, read=None):
         """``facts``: {host: {iface, prefixlen, mtu, gateway_route}} from podnet.fabric.node_facts.
+
+        ``read``: the hosts whose facts this run could read (default: every node). A node not read
+        (unreachable, or outside ``--limit``) is not checked itself, but it is still checked as a
+        peer from what the inventory tells (its node_ip against the read nodes' subnets): a peer's
+        facts are never needed to plan a node.
 
         Raises ``PodnetError`` for the first host whose underlay cannot carry the mode.
         """
-        for node in self.nodes:
+        subjects = [node for node in self.nodes if read is None or node.name in read]
+        for node in subjects:
             fact = facts.get(node.name)
             if not fact or not fact.get("iface"):
                 raise _err(node.name, "node_ip", "no interface on the node holds %s" % node.node_ip)
             if node.node_iface and fact["iface"] != node.node_iface:
                 raise _err(node.name, "node_iface", "%s does not hold node_ip %s (it is on %s)"
                            % (node.node_iface, node.node_ip, fact["iface"]))
+            for index, pod in enumerate(node.pods):
+                if pod["host_ifname"] == fact["iface"]:
+                    raise _err(node.name, "pods[%d].host_ifname" % index, "%s is the node's underlay interface "
+                               "(it holds node_ip %s)" % (fact["iface"], node.node_ip))
             if not fact.get("gateway_route"):
                 raise _err(node.name, "podnet_pod_gateway", "the node has no route to %s through another "
                            "interface (e.g. a default route), so proxy ARP would never answer the pods"
@@ -250,17 +338,23 @@ class Cluster(object):
                 raise _err(node.name, "podnet_mtu", "%d is larger than the underlay %s allows for %s (%d - %d = %d)"
                            % (mtu, fact["iface"], self.mode, fact["mtu"], OVERHEAD[self.mode], limit))
         if self.mode == "host-gw":
-            for node in self.nodes:
+            for node in subjects:
                 far = [peer.name for peer in self.peers(node.name) if not self.on_link(node.name, peer.name, facts)]
                 if far:
                     raise _err(node.name, "mode", "host-gw needs every node on one L2 segment, but peer(s) %s "
                                "are not in this node's underlay subnet; use ipip or vxlan, with "
                                "podnet_direct_routing=true for host-gw routes where possible" % ", ".join(far))
         if self.mode == "vxlan" and self.settings["vxlan_fdb"] == "multicast":
-            nets = set(self._subnet(n.name, facts) for n in self.nodes)
+            nets = set(self._subnet(n.name, facts) for n in subjects)
             if len(nets) > 1:
                 raise _err(None, "podnet_vxlan_fdb", "multicast needs every node in one subnet (the group is not "
                            "routed between %s); use static" % ", ".join(sorted(str(n) for n in nets)))
+            # The nodes not read are judged by their node_ip against the read nodes' one subnet.
+            net = next(iter(nets), None)
+            far = [n.name for n in self.nodes if net and ipaddress.IPv4Address(n.node_ip) not in net]
+            if far:
+                raise _err(None, "podnet_vxlan_fdb", "multicast needs every node in one subnet, but node(s) %s "
+                           "are not in %s; use static" % (", ".join(far), net))
 
     def _subnet(self, name, facts):
         fact = facts[name]
@@ -332,7 +426,36 @@ class Cluster(object):
         plan["devices"] = dict(ipip=s["ipip_device"], vxlan=s["vxlan_device"])
         plan["forward_cidr"] = node.pod_cidr
         plan["encap_peers"] = [p.node_ip for p in tunnel_peers]
+        if plan["tunnel"] and s["tx_checksum_offload"] is not None:
+            plan["tunnel"]["tx_checksum_offload"] = s["tx_checksum_offload"]
+        plan.update(self._netfilter_plan(node))
+        # Where reverse-path filtering decides on pod traffic: the underlay, the tunnel, the pods' veths.
+        plan["rp_filter_interfaces"] = [iface] + ([plan["tunnel"]["name"]] if plan["tunnel"] else []) + [
+            p["host_ifname"] for p in node.pods]
         return plan
+
+    def _netfilter_plan(self, node):
+        """podnet's INPUT guard and policy chains for a node (rule dicts for podnet.fabric.iptables_chain).
+
+        ``guard``: in ipip and vxlan modes, encapsulated packets (IP protocol 4, or UDP to the
+        VXLAN port) are accepted from the other nodes only and dropped from anyone else: the
+        kernel decapsulates whatever reaches a one-to-many tunnel, so without it any host on the
+        underlay could inject packets "from" any pod. Empty in host-gw mode (the chain goes).
+        ``policy``: a NEW-connection DROP per podnet_policy entry that involves a pod of this node.
+        """
+        s = self.settings
+        prefix = _chain_prefix(s["iptables_chain"])
+        match = {"ipip": dict(protocol="4"), "vxlan": dict(protocol="udp", destination_port=s["vxlan_port"])}
+        guard = []
+        if self.mode in match:
+            for peer in self.peers(node.name):
+                label = " " + peer.name if _COMMENT_SAFE_RE.match(peer.name) else ""
+                guard.append(dict(match[self.mode], source=peer.node_ip, jump="ACCEPT", comment="podnet peer" + label))
+            guard.append(dict(match[self.mode], jump="DROP", comment="podnet guard"))
+        policy = [dict(source=e["from_ip"], destination=e["to_ip"], ctstate=["NEW"], jump="DROP",
+                       comment="podnet policy %s -> %s" % (e["from"], e["to"]))
+                  for e in s["policy"] if node.name in (e["from_node"], e["to_node"])]
+        return dict(input_chain=prefix + "-INPUT", guard=guard, policy_chain=prefix + "-POLICY", policy=policy)
 
     def verify_plan(self, name, facts):
         """What ``playbooks/verify.yml`` checks from this node.
@@ -346,23 +469,29 @@ class Cluster(object):
         all_pods = [(n, p) for n in self.nodes for p in n.pods]
         probes = []
         for pod in node.pods:
-            probes += [dict(src=pod["name"], dst=p["ip"]) for n, p in all_pods if p["name"] != pod["name"]]
+            # A pair podnet_policy denies must not get through.
+            probes += [dict(src=pod["name"], dst=p["ip"], **({"expect": False} if self.denied(pod["name"], p["ip"]) else {}))
+                       for n, p in all_pods if p["name"] != pod["name"]]
         probes += [dict(src="", dst=p["ip"]) for n, p in all_pods if n.name != name]
         plan = self.node_plan(name, facts)
         encap = set(plan["encap_peers"])
         remote = [(n, p) for n, p in all_pods if n.name != name]
         remote.sort(key=lambda item: item[0].node_ip not in encap)
+        remote = [(n, p) for n, p in remote if not (node.pods and self.denied(node.pods[0]["name"], p["ip"]))]
         if node.pods and remote:
             mtu = plan["mtu"]
             target = remote[0][1]["ip"]
             probes.append(dict(src=node.pods[0]["name"], dst=target, size=mtu - 28, df=True))
             probes.append(dict(src=node.pods[0]["name"], dst=target, size=mtu - 27, df=True, expect=False))
         capture = None
-        sender = next((n for n in self.nodes if n.pods), None)
+        # The first node whose first pod may reach some remote pod (podnet_policy can deny some).
+        sender = next((n for n in self.nodes if n.pods and any(
+            not self.denied(n.pods[0]["name"], p["ip"]) for m, p in all_pods if m.name != n.name)), None)
         if sender is not None:
             sender_plan = self.node_plan(sender.name, facts)
             targets = [(n, p) for n, p in all_pods if n.name != sender.name]
             targets.sort(key=lambda item: item[0].node_ip not in set(sender_plan["encap_peers"]))
+            targets = [(n, p) for n, p in targets if not self.denied(sender.pods[0]["name"], p["ip"])]
             if targets:
                 receiver, pod = targets[0]
                 src_pod = sender.pods[0]
@@ -383,6 +512,11 @@ class Cluster(object):
                 capture = dict(kind=kind, sender=sender.name, receiver=receiver.name, src=src_pod["name"],
                                dst=pod["ip"], iface=facts[sender.name]["iface"], filter=bpf, expect=expect)
         return dict(probes=probes, capture=capture)
+
+
+def _chain_prefix(chain):
+    """PODNET-FORWARD -> PODNET: podnet's other chains are PODNET-INPUT and PODNET-POLICY."""
+    return chain[:-len("-FORWARD")] if chain.endswith("-FORWARD") and chain != "-FORWARD" else chain
 
 
 def settings_from_vars(hostvars):

@@ -142,3 +142,148 @@ def test_role_argument_spec_defaults_agree_with_the_model():
         name = "mode" if key == "mode" else "podnet_" + key
         assert name in options, name
         assert options[name].get("default") == value, name
+
+
+# -- encapsulation guard, network policy, offload (issue 5) ---------------------------------
+
+POLICY = [{"from": "pod-a", "to": "pod-b", "action": "deny"}]
+
+
+def test_guard_accepts_encapsulation_from_every_other_node_only():
+    three = hosts()
+    three["host3"] = {"node_ip": "10.57.5.30", "pod_cidr": "192.168.12.0/24"}
+    facts = dict(FACTS, host3={"iface": "eth0", "prefixlen": 24, "mtu": 1500, "gateway_route": True})
+    vxlan = Cluster.from_inventory(three, {"vxlan_port": 8472, "direct_routing": True}).node_plan("host1", facts)
+    assert vxlan["input_chain"] == "PODNET-INPUT" and vxlan["policy_chain"] == "PODNET-POLICY"
+    # host2 is routed directly (on-link), yet still allowed: its own view of the underlay may differ.
+    assert vxlan["guard"] == [
+        {"protocol": "udp", "destination_port": 8472, "source": "10.57.4.21", "jump": "ACCEPT", "comment": "podnet peer host2"},
+        {"protocol": "udp", "destination_port": 8472, "source": "10.57.5.30", "jump": "ACCEPT", "comment": "podnet peer host3"},
+        {"protocol": "udp", "destination_port": 8472, "jump": "DROP", "comment": "podnet guard"}]
+    ipip = Cluster.from_inventory(three, {"mode": "ipip"}).node_plan("host3", facts)
+    assert [(r.get("source"), r["protocol"], r["jump"]) for r in ipip["guard"]] == [
+        ("10.57.4.20", "4", "ACCEPT"), ("10.57.4.21", "4", "ACCEPT"), (None, "4", "DROP")]
+    assert Cluster.from_inventory(SEED, {"mode": "host-gw"}).node_plan("host1", FACTS)["guard"] == []
+
+
+def test_module_invocations_do_not_grow_with_nodes():
+    """One rule per peer, all in one list: the roles hand each list to one task."""
+    many = dict(("h%02d" % i, {"node_ip": "10.57.4.%d" % (10 + i), "pod_cidr": "192.168.%d.0/24" % i})
+                for i in range(1, 41))
+    facts = dict((h, FACTS["host1"]) for h in many)
+    plan = Cluster.from_inventory(many).node_plan("h01", facts)
+    assert len(plan["guard"]) == 40 and plan["guard"][-1]["jump"] == "DROP"
+
+
+def test_chain_names_follow_podnet_iptables_chain():
+    plan = Cluster.from_inventory(SEED, {"iptables_chain": "KUBE-PODS"}).node_plan("host1", FACTS)
+    assert (plan["iptables_chain"], plan["input_chain"], plan["policy_chain"]) == (
+        "KUBE-PODS", "KUBE-PODS-INPUT", "KUBE-PODS-POLICY")
+    with pytest.raises(PodnetError, match="podnet_iptables_chain: 'ABCDEFGHIJKLMNOPQRSTUVWXYZ' is too long"):
+        Cluster.from_inventory(SEED, {"iptables_chain": "ABCDEFGHIJKLMNOPQRSTUVWXYZ"})
+
+
+def test_policy_resolves_pod_names_on_the_nodes_of_both_pods():
+    three = hosts()
+    three["host3"] = {"node_ip": "10.57.4.22", "pod_cidr": "192.168.12.0/24",
+                      "pods": [{"name": "pod-c", "ip": "192.168.12.10"}]}
+    facts = dict(FACTS, host3=FACTS["host1"])
+    cluster = Cluster.from_inventory(three, {"policy": [{"from": "pod-a", "to": "pod-b"}]})
+    rule = {"source": "192.168.10.10", "destination": "192.168.11.10", "ctstate": ["NEW"], "jump": "DROP",
+            "comment": "podnet policy pod-a -> pod-b"}
+    assert cluster.node_plan("host1", facts)["policy"] == [rule]
+    assert cluster.node_plan("host2", facts)["policy"] == [rule]
+    assert cluster.node_plan("host3", facts)["policy"] == []
+    assert cluster.settings["policy"][0]["action"] == "deny"
+    assert Cluster.from_inventory(SEED).node_plan("host1", FACTS)["policy"] == []
+
+
+@pytest.mark.parametrize("policy, message", [
+    ([{"from": "pod-x", "to": "pod-b"}], "podnet_policy[0].from: unknown pod 'pod-x'; the pods are pod-a, pod-b"),
+    ([{"from": "pod-a", "to": "192.168.11.10"}], "podnet_policy[0].to: unknown pod '192.168.11.10'"),
+    ([{"from": "pod-a"}], "podnet_policy[0].to: unknown pod None"),
+    ([{"from": "pod-a", "to": "pod-a"}], "podnet_policy[0]: from and to are both pod-a"),
+    ([{"from": "pod-a", "to": "pod-b", "action": "allow"}], "podnet_policy[0].action: unknown action 'allow'"),
+    ([{"from": "pod-a", "to": "pod-b", "ports": [80]}], "podnet_policy[0]: unknown key(s) ports"),
+    (POLICY + POLICY, "podnet_policy[1]: pod-a -> pod-b is already podnet_policy[0]"),
+    (["pod-a -> pod-b"], "podnet_policy[0]: must be a dict"),
+    ({"from": "pod-a"}, "podnet_policy: must be a list"),
+])
+def test_policy_errors_name_the_variable(policy, message):
+    with pytest.raises(PodnetError) as err:
+        Cluster.from_inventory(SEED, {"policy": policy})
+    assert message in str(err.value)
+
+
+def test_verify_expects_denied_pairs_to_fail_and_probes_mtu_and_capture_elsewhere():
+    cluster = Cluster.from_inventory(SEED, {"policy": POLICY})
+    one = cluster.verify_plan("host1", FACTS)
+    assert {"src": "pod-a", "dst": "192.168.11.10", "expect": False} in one["probes"]
+    assert not [p for p in one["probes"] if p.get("df")], "the only remote pod is denied: no PMTU pair"
+    two = cluster.verify_plan("host2", FACTS)
+    assert {"src": "pod-b", "dst": "192.168.10.10"} in two["probes"]
+    assert [p["size"] for p in two["probes"] if p.get("df")] == [1422, 1423]
+    assert one["capture"]["src"] == "pod-b" and one["capture"]["dst"] == "192.168.10.10"
+    assert Cluster.from_inventory(SEED).verify_plan("host1", FACTS)["capture"]["src"] == "pod-a"
+
+
+def test_tx_checksum_offload_reaches_the_tunnel_only_when_set():
+    assert "tx_checksum_offload" not in Cluster.from_inventory(SEED).node_plan("host1", FACTS)["tunnel"]
+    for mode in ("vxlan", "ipip"):
+        plan = Cluster.from_inventory(SEED, {"mode": mode, "tx_checksum_offload": False}).node_plan("host1", FACTS)
+        assert plan["tunnel"]["tx_checksum_offload"] is False
+    # -e podnet_tx_checksum_offload=false arrives as a string.
+    assert Cluster.from_inventory(SEED, {"tx_checksum_offload": "false"}).settings["tx_checksum_offload"] is False
+    with pytest.raises(PodnetError, match="podnet_tx_checksum_offload: must be true or false, not 'maybe'"):
+        Cluster.from_inventory(SEED, {"tx_checksum_offload": "maybe"})
+
+
+def test_rp_filter_interfaces_are_where_pod_traffic_enters():
+    assert Cluster.from_inventory(SEED, {"mode": "ipip"}).node_plan("host1", FACTS)["rp_filter_interfaces"] == [
+        "eth0", "mustang.tun0", "veth-pod-a"]
+    assert Cluster.from_inventory(SEED, {"mode": "host-gw"}).node_plan("host1", FACTS)["rp_filter_interfaces"] == [
+        "eth0", "veth-pod-a"]
+
+
+# -- issue 5: bad input is refused before any change (checks added with the safety tests) -------
+
+@pytest.mark.parametrize("data, message", [
+    (hosts(host1={"node_ip": "127.0.0.1"}), "host host1: node_ip: 127.0.0.1 is not a unicast address"),
+    (hosts(host1={"node_ip": "224.0.0.5"}), "host host1: node_ip: 224.0.0.5 is not a unicast address"),
+    (hosts(host1={"node_ip": "0.0.0.0"}), "host host1: node_ip: 0.0.0.0 is not a unicast address"),
+    (hosts(host2={"pod_cidr": "224.1.1.0/24", "pods": []}), "host host2: pod_cidr: 224.1.1.0/24 is a multicast"),
+    (hosts(host2={"pod_cidr": "127.0.0.0/8", "pods": []}), "host host2: pod_cidr: 127.0.0.0/8 is a multicast, loopback"),
+    (hosts(host1={"node_ip": "10.57.4.17"}, host2={"pod_cidr": "10.57.4.16/30", "pods": []}),
+     "host host2: pod_cidr: 10.57.4.16/30 contains node_ip 10.57.4.17 of host host1"),
+    (hosts(host1={"pods": [{"name": "pod-a", "ip": "192.168.10.10", "adress": "x"}]}), "host host1: pods[0]: unknown key(s) adress"),
+    (hosts(host1={"pods": [{"name": "pod-a", "ip": "192.168.10.10"}, {"name": "pod-a", "ip": "192.168.10.11"}]}),
+     "host host1: pods[1].name: pod pod-a is listed twice on this host (also pods[0])"),
+    (hosts(host1={"pods": [{"name": "p1", "ip": "192.168.10.10", "host_ifname": "veth-x"},
+                           {"name": "p2", "ip": "192.168.10.11", "host_ifname": "veth-x"}]}),
+     "host host1: pods[1].host_ifname: veth-x is also the host_ifname of pod p1"),
+    (hosts(host1={"pods": [{"name": "p1", "ip": "192.168.10.10", "host_ifname": "vxlan0"}]}),
+     "host host1: pods[0].host_ifname: vxlan0 is podnet's tunnel device name"),
+    (hosts(host1={"node_iface": "eth0", "pods": [{"name": "p1", "ip": "192.168.10.10", "host_ifname": "eth0"}]}),
+     "host host1: pods[0].host_ifname: eth0 is the node's underlay interface"),
+    (hosts(host1={"pods": [{"name": "p1", "ip": "192.168.10.10", "host_ifname": "veth-" + "x" * 11}]}),
+     "host host1: pods[0].host_ifname: interface name 'veth-xxxxxxxxxxx' is 16 characters"),
+])
+def test_more_inventory_errors_name_host_and_variable(data, message):
+    with pytest.raises(PodnetError) as err:
+        Cluster.from_inventory(data)
+    assert message in str(err.value)
+
+
+def test_pod_veth_named_like_the_underlay_found_on_the_node_is_refused():
+    cluster = Cluster.from_inventory(hosts(host2={"pods": [{"name": "pod-b", "ip": "192.168.11.10", "host_ifname": "eth0"}]}))
+    with pytest.raises(PodnetError, match=r"host host2: pods\[0\].host_ifname: eth0 is the node's underlay interface "
+                                          r"\(it holds node_ip 10.57.4.21\)"):
+        cluster.check_underlay(FACTS)
+
+
+@pytest.mark.parametrize("value, expected", [("true", True), ("False", False), ("yes", True), ("0", False), (True, True)])
+def test_direct_routing_takes_ansible_booleans_given_as_strings(value, expected):
+    # `-e podnet_direct_routing=true` arrives as the string "true".
+    assert Cluster.from_inventory(SEED, {"direct_routing": value}).settings["direct_routing"] is expected
+    with pytest.raises(PodnetError, match="podnet_direct_routing: must be true or false, not 'maybe'"):
+        Cluster.from_inventory(SEED, {"direct_routing": "maybe"})
