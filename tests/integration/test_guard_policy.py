@@ -19,6 +19,7 @@ import time
 
 import pytest
 
+from ansible_collections.podnet.fabric.plugins.module_utils.validate import vtep_mac
 from conftest import ipj, settle, sh
 from test_site import Lab, assert_same, changed_per_host
 
@@ -115,7 +116,7 @@ class Cluster(object):
     def send(self, mode, outer_src, count=3, port=4789, vni=100):
         """The crafted packet: pod 2 -> pod 1 ICMP echo, encapsulated to node 1."""
         eth0 = ipj(self.n1, "link", "show", "eth0")[0]["address"]
-        vtep = ipj(self.n1, "link", "show", "vxlan0")[0]["address"] if mode == "vxlan" else "-"
+        vtep = vtep_mac(self.h1["node_ip"]) if mode == "vxlan" else "-"   # podnet's, also with no vxlan0
         sh(PYTHON, "-c", CRAFT, mode, outer_src, self.h1["node_ip"], eth0, self.p2["ip"], self.p1["ip"], vtep,
            port, vni, count, ns=self.intruder)
 
@@ -223,6 +224,15 @@ def test_vxlan_guard_and_policy_then_host_gw(cluster):
     lab.converge("host-gw", *policy)
     assert cluster.chains(cluster.n1) == ["PODNET-FORWARD", "PODNET-POLICY"]
     cluster.check_policy()
+    # Nor can an intruder inject encapsulated packets: with no tunnel device nothing decapsulates
+    # them, even from a member's address.
+    seen = cluster.echoes_seen_by_pod1()
+    cluster.send("vxlan", cluster.h2["node_ip"])
+    cluster.send("ipip", cluster.h2["node_ip"])
+    # Then real pings on the same path: the pod counts exactly those.
+    out = sh("ping", "-n", "-c", "2", "-W", "2", cluster.p1["ip"], ns=cluster.p2["name"])
+    received = int(out.split(" received")[0].rsplit(" ", 1)[1])
+    assert received > 0 and cluster.echoes_seen_by_pod1() == seen + received, out
 
     # Without the policy its chain goes and pod 1 reaches pod 2 again.
     lab.converge("host-gw")
