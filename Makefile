@@ -15,7 +15,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: all deps venv link test unit integration ipip-vm sanity sanity-2.19 sanity-2.21 units-2.21 lint \
-        molecule lab lab-down clean
+        molecule bench lab lab-down clean
 
 all: venv
 
@@ -48,7 +48,7 @@ integration: venv
 # Tests that need a kernel with IPIP, in a qemu VM running a stock Debian kernel (tests/qemu).
 # Exit 77 from the harness means qemu cannot run on this machine: a skip, with its reason printed.
 ipip-vm: venv
-	@tests/qemu/run -- $(BIN)/python -m pytest -q -o timeout=2400 -m ipip tests/integration; rc=$$?; \
+	@tests/qemu/run --timeout 4800 -- $(BIN)/python -m pytest -q --durations=10 -o timeout=3600 -m ipip tests/integration; rc=$$?; \
 	 if [ $$rc = 77 ]; then echo "SKIPPED: ipip tests: qemu cannot run on this machine (reason above)"; exit 0; fi; \
 	 exit $$rc
 
@@ -71,7 +71,17 @@ molecule: venv
 lint: venv
 	$(BIN)/ansible-lint
 
-test: venv unit units-2.21 lint sanity integration ipip-vm molecule
+# Benchmarks: converge cost vs N per mode against baselines, and data-plane throughput per mode;
+# regenerates docs/benchmarks.md and its plots (bench/README.md). Long: see BENCH_ARGS.
+BENCH_ARGS ?=
+bench: venv
+	bench/run $(BENCH_ARGS)
+
+# The qemu VM (one core, software emulation) and the namespace tests (mostly the other core) run
+# side by side; -Oline keeps their lines whole as they interleave.
+test: venv unit units-2.21 lint sanity
+	@$(MAKE) --no-print-directory -j2 -Oline integration ipip-vm
+	@$(MAKE) --no-print-directory molecule
 
 # The teaching lab: nodes, switch and router as network namespaces on this machine.
 lab: venv
@@ -88,4 +98,4 @@ lab-down: venv
 	$(BIN)/ansible-playbook playbooks/lab.yml -e lab_state=absent
 
 clean:
-	rm -rf $(VENV) $(VENV_221) .venv-molecule .collections .build
+	rm -rf $(VENV) $(VENV_221) .venv-molecule .venv-bench .collections .build

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import RUN_ID, ROOT, VENV_BIN, ipj, sh
+from conftest import RUN_ID, ROOT, VENV_BIN, ipj, requires_ipip, sh
 
 PLAYBOOK = os.path.join(VENV_BIN, "ansible-playbook")
 
@@ -174,5 +174,23 @@ def test_three_nodes_across_two_subnets(tmp_path):
         assert via["192.168.11.0/24"] == "eth0" and via["192.168.12.0/24"] == "vxlan0"
         lab.play("playbooks/teardown.yml")
         assert_same(lab.state(), pristine)
+    finally:
+        lab.down()
+
+
+@pytest.mark.ipip
+def test_ipip_hybrid_across_two_subnets(tmp_path):
+    requires_ipip()
+    lab = Lab(tmp_path, "c", [("10.57.4.20", "192.168.10.0/24"), ("10.57.4.21", "192.168.11.0/24"),
+                              ("10.57.5.30", "192.168.12.0/24")])
+    try:
+        lab.up()
+        lab.converge("ipip", "-e", "podnet_direct_routing=true")
+        verify = lab.verify("ipip", "-e", "podnet_direct_routing=true")
+        assert "ipip on the wire" in verify.stdout and "ip proto 4" in verify.stdout, verify.stdout[-3000:]
+        via = dict((r["dst"], r.get("dev")) for r in ipj(lab.namespaces[0], "route", "show"))
+        assert via["192.168.11.0/24"] == "eth0" and via["192.168.12.0/24"] == "mustang.tun0"
+        again = lab.converge("ipip", "-e", "podnet_direct_routing=true")
+        assert set(changed_per_host(again).values()) == {0}, again.stdout[-3000:]
     finally:
         lab.down()
