@@ -78,12 +78,17 @@ def machine_section(data):
             ("load average at start / end", "%s / %s" % (
                 " ".join("%.1f" % x for x in m.get("loadavg_start") or []),
                 " ".join("%.1f" % x for x in m.get("loadavg_end") or []))),
-            ("code measured", "HEAD %s + %s uncommitted files (a snapshot taken when the run started)" % (
-                data.get("code", {}).get("commit"), data.get("code", {}).get("uncommitted_files"))
-             if data.get("code") else "the checkout in place"),
-            ("run", "N = %s, %s repetition(s), %s pod(s) per node, modes %s; wall time of the whole run %s" % (
-                ", ".join(str(n) for n in args.get("sizes", [])), args.get("reps"), args.get("pods"),
-                ", ".join(args.get("modes", [])), fmt((data.get("wall") or 0) / 60.0, 0, " min")))]
+            ("code measured", "; ".join(
+                "%s: HEAD %s + %s uncommitted files (a snapshot taken when the run started)" % (
+                    source["path"], source["code"].get("commit"), source["code"].get("uncommitted_files"))
+                if source.get("code") else "%s: the checkout in place" % source["path"]
+                for source in data.get("sources") or [dict(path="this run", code=data.get("code"))])),
+            # What the control tables hold, from the entries themselves (merged runs can differ).
+            ("run", "N = %s, %s repetition(s), %s pod(s) per node, modes %s; wall time of the runs %s" % (
+                ", ".join(str(e["n"]) for e in data.get("control", [])),
+                "/".join(str(r) for r in sorted(set(
+                    len(m.get("podnet_first") or []) for e in data.get("control", []) for m in e["modes"].values()))),
+                args.get("pods"), ", ".join(mode_names(data)), fmt((data.get("wall") or 0) / 60.0, 0, " min")))]
     return "## Machine and versions\n\n" + table(["", ""], rows)
 
 
@@ -497,10 +502,16 @@ def merge(paths):
     for path in paths:
         with open(path) as handle:
             more = json.load(handle)
+        source = dict(path=os.path.basename(path), code=more.get("code"))
         if data is None:
             data = more
             data["control"] = list(data.get("control") or [])
+            data["sources"] = [source]
             continue
+        data["sources"].append(source)
+        for key in ("machine", "args", "started"):   # a partial run may lack them
+            if not data.get(key) and more.get(key):
+                data[key] = more[key]
         by_n = dict((e["n"], e) for e in data["control"])
         for e in more.get("control") or []:
             measured = any(v for m in e.get("modes", {}).values() for k, v in m.items() if k != "clean")
