@@ -78,9 +78,9 @@ bench: venv
 	bench/run $(BENCH_ARGS)
 
 # The qemu VM (one core, software emulation) and the namespace tests (mostly the other core) run
-# side by side; -Oline keeps their lines whole as they interleave.
+# side by side. Their output interleaves as it comes (make's -O would hold each back until it ends).
 test: venv unit units-2.21 lint sanity
-	@$(MAKE) --no-print-directory -j2 -Oline integration ipip-vm
+	@$(MAKE) --no-print-directory -j2 integration ipip-vm
 	@$(MAKE) --no-print-directory molecule
 
 # The teaching lab: nodes, switch and router as network namespaces on this machine.
