@@ -56,9 +56,9 @@ class IpRoute(object):
             argv = [self.bin("ip"), "netns", "exec", netns] + argv
         return argv
 
-    def _call(self, argv, check_rc=True):
+    def _call(self, argv, check_rc=True, data=None):
         rc, out, err = self.module.run_command(
-            argv, environ_update={"LC_ALL": "C"}, check_rc=False)
+            argv, data=data, environ_update={"LC_ALL": "C"}, check_rc=False)
         if rc != 0 and check_rc:
             self.module.fail_json(
                 msg="%s failed: %s" % (" ".join(argv), (err or out).strip()),
@@ -102,11 +102,12 @@ class IpRoute(object):
 
     # -- writes (recorded; skipped in check mode) ---------------------------
 
-    def run(self, tool, args, netns=None):
+    def run(self, tool, args, netns=None, data=None):
+        """Run a write (recorded in ``commands``; skipped in check mode), ``data`` on its stdin."""
         argv = self._argv(tool, args, netns)
         self.commands.append(argv)
         if not self.module.check_mode:
-            self._call(argv)
+            self._call(argv, data=data)
         return argv
 
     def try_run(self, tool, args, netns=None):

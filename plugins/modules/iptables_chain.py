@@ -176,15 +176,7 @@ def main():
     except chain.PodnetError as exc:
         module.fail_json(msg=str(exc))
     if script:
-        argv = [ip.bin("iptables-restore"), "-w", "--noflush"]
-        if module.params["netns"]:
-            argv = [ip.bin("ip"), "netns", "exec", module.params["netns"]] + argv
-        ip.commands.append(argv)
-        if not module.check_mode:
-            rc, out, err = module.run_command(argv, data="\n".join(script), environ_update={"LC_ALL": "C"})
-            if rc != 0:
-                module.fail_json(msg="%s failed: %s" % (" ".join(argv), (err or out).strip()), cmd=argv, rc=rc,
-                                 stdout=out, stderr=err, script=script, commands=ip.commands)
+        ip.run("iptables-restore", ["-w", "--noflush"], data="\n".join(script))
     ip.result(bool(script), before=before, after=after, script=script, rules=after["rules"])
 
 
