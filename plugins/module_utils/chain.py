@@ -118,29 +118,52 @@ def rule(item, where):
     return result
 
 
-def wanted(params):
-    """Validate the module's parameters into ``{name, table, parent, position, rules, state}``."""
-    name = chain_name(params.get("name"), "name")
+def _want(item, table, where):
+    """One chain's wanted state ``{name, table, parent, position, rules, state}``; option names in
+    messages are prefixed with ``where`` (empty for the module's top-level options)."""
+    name = chain_name(item.get("name"), where + "name")
+    parent = item.get("parent")
+    if parent not in (None, ""):
+        parent = chain_name(parent, where + "parent")
+        if parent == name:
+            raise PodnetError("%sparent: a chain cannot jump to itself" % where)
+    else:
+        parent = None
+    position = item.get("position")
+    position = validate.int_range(1 if position is None else position, where + "position", 1, 2 ** 31 - 1,
+                                  "position")
+    state = item.get("state") or "present"
+    if state not in ("present", "absent"):
+        raise PodnetError("%sstate: %r is not present or absent" % (where, state))
+    rules = []
+    for index, one in enumerate(item.get("rules") or []):
+        one = rule(one, "%srules[%d]" % (where, index))
+        if one["jump"] == name:
+            raise PodnetError("%srules[%d].jump: a rule of %s cannot jump to %s itself" % (where, index, name, name))
+        rules.append(one)
+    return dict(name=name, table=table, parent=parent, position=position, rules=rules, state=state)
+
+
+def _table(params):
     table = params.get("table") or "filter"
     if table not in TABLES:
         raise PodnetError("table: %r is not one of %s" % (table, ", ".join(TABLES)))
-    parent = params.get("parent")
-    if parent not in (None, ""):
-        parent = chain_name(parent, "parent")
-        if parent == name:
-            raise PodnetError("parent: a chain cannot jump to itself")
-    else:
-        parent = None
-    position = params.get("position")
-    position = validate.int_range(1 if position is None else position, "position", 1, 2 ** 31 - 1, "position")
-    rules = []
-    for index, item in enumerate(params.get("rules") or []):
-        one = rule(item, "rules[%d]" % index)
-        if one["jump"] == name:
-            raise PodnetError("rules[%d].jump: a rule of %s cannot jump to %s itself" % (index, name, name))
-        rules.append(one)
-    return dict(name=name, table=table, parent=parent, position=position, rules=rules,
-                state=params.get("state") or "present")
+    return table
+
+
+def wanted(params):
+    """Validate the module's parameters into ``{name, table, parent, position, rules, state}``."""
+    return _want(params, _table(params), "")
+
+
+def wanted_many(params):
+    """Validate the module's O(chains) into a list of wanted chains (one table for all)."""
+    table = _table(params)
+    items = params.get("chains") or []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise PodnetError("chains[%d]: each chain must be a dict with at least name" % index)
+    return [_want(item, table, "chains[%d]." % index) for index, item in enumerate(items)]
 
 
 def args(item):
@@ -237,13 +260,9 @@ def _show(chain, items):
     return [line(chain, item) if item is not None else raw for item, raw in items]
 
 
-def plan(want, text, check_mode=False):
-    """(restore script lines or [], before, after) for ``want`` against ``iptables -S`` output.
-
-    A missing parent fails, except in check mode, where an earlier task that would have made it
-    (podnet's forward chain, on a fresh node) did not run: the plan then assumes it empty.
-    """
-    chains = parse(text)
+def _plan_one(want, chains, check_mode):
+    """(script body lines, before, after) for one chain against the parsed ``chains``, which is
+    then updated to what the body leaves, so a next chain is planned against that."""
     name, parent = want["name"], want["parent"]
     exists = name in chains
     current = chains.get(name, [])
@@ -257,25 +276,87 @@ def plan(want, text, check_mode=False):
             return [], before, after
         for chain in sorted(jumps):
             body += ["-D %s %d" % (chain, number) for number in sorted(jumps[chain], reverse=True)]
+            chains[chain] = [item for index, item in enumerate(chains[chain]) if index + 1 not in jumps[chain]]
         body += ["-F %s" % name, "-X %s" % name]
-    else:
-        if parent and parent not in chains:
-            if not check_mode:
-                raise PodnetError("parent: chain %s does not exist in table %s" % (parent, want["table"]))
-            chains[parent] = []
-        rules = [line(name, item) for item in want["rules"]]
-        if not exists or [item for item, raw in current] != want["rules"]:
-            # Declaring a chain creates it, or empties one that exists (--noflush keeps the rest).
-            body += [":%s - [0:0]" % name] + rules
-        jump = None
-        if parent:
-            mine = jumps.get(parent, [])
-            position = min(want["position"], len(chains[parent]) - len(mine) + 1)
-            jump = dict(chain=parent, position=position)
-            if mine != [position] or chains[parent][position - 1][0] != jump_rule(name):
-                body += ["-D %s %d" % (parent, number) for number in sorted(mine, reverse=True)]
-                body.append(line(parent, jump_rule(name), "-I", position))
-        after = dict(exists=True, rules=rules, jump=jump)
+        del chains[name]
+        return body, before, after
+    if parent and parent not in chains:
+        if not check_mode:
+            raise PodnetError("parent: chain %s does not exist in table %s" % (parent, want["table"]))
+        chains[parent] = []
+    rules = [line(name, item) for item in want["rules"]]
+    if not exists or [item for item, raw in current] != want["rules"]:
+        # Declaring a chain creates it, or empties one that exists (--noflush keeps the rest).
+        body += [":%s - [0:0]" % name] + rules
+        chains[name] = list(zip(want["rules"], rules))
+    jump = None
+    if parent:
+        mine = jumps.get(parent, [])
+        position = min(want["position"], len(chains[parent]) - len(mine) + 1)
+        jump = dict(chain=parent, position=position)
+        if mine != [position] or chains[parent][position - 1][0] != jump_rule(name):
+            body += ["-D %s %d" % (parent, number) for number in sorted(mine, reverse=True)]
+            body.append(line(parent, jump_rule(name), "-I", position))
+            kept = [item for index, item in enumerate(chains[parent]) if index + 1 not in mine]
+            kept.insert(position - 1, (jump_rule(name), line(parent, jump_rule(name))))
+            chains[parent] = kept
+    return body, before, dict(exists=True, rules=rules, jump=jump)
+
+
+def plan(want, text, check_mode=False):
+    """(restore script lines or [], before, after) for ``want`` against ``iptables -S`` output.
+
+    A missing parent fails, except in check mode, where an earlier task that would have made it
+    (podnet's forward chain, on a fresh node) did not run: the plan then assumes it empty.
+    """
+    body, before, after = _plan_one(want, parse(text), check_mode)
     if not body:
         return [], before, after
     return ["*%s" % want["table"]] + body + ["COMMIT"], before, after
+
+
+def order(wants):
+    """The chains in the order one transaction must write them: a chain that is present comes
+    after its parent and after the chains its rules jump to (when those are listed too); the
+    chains that go come last. Refuses a duplicate, a cycle, and a present chain that needs one
+    that goes."""
+    names = [want["name"] for want in wants]
+    duplicates = sorted(set(name for name in names if names.count(name) > 1))
+    if duplicates:
+        raise PodnetError("chains: %s listed more than once" % ", ".join(duplicates))
+    state = dict((want["name"], want["state"]) for want in wants)
+    needs = {}
+    for index, want in enumerate(wants):
+        if want["state"] == "absent":
+            continue
+        wanted_chains = ([want["parent"]] if want["parent"] else []) + [r["jump"] for r in want["rules"]]
+        for other in wanted_chains:
+            if state.get(other) == "absent":
+                raise PodnetError("chains[%d]: %s needs chain %s, which is listed with state=absent"
+                                  % (index, want["name"], other))
+        needs[want["name"]] = [other for other in wanted_chains if state.get(other) == "present"]
+    result, done = [], set()
+    pending = [want for want in wants if want["state"] != "absent"]
+    while pending:
+        # The first listed chain whose needs are written: the list's order wherever it can be kept.
+        ready = [want for want in pending if all(other in done for other in needs[want["name"]])]
+        if not ready:
+            raise PodnetError("chains: %s jump to each other in a cycle"
+                              % ", ".join(want["name"] for want in pending))
+        done.add(ready[0]["name"])
+        result.append(ready[0])
+        pending.remove(ready[0])
+    return result + [want for want in wants if want["state"] == "absent"]
+
+
+def plan_many(wants, table, text, check_mode=False):
+    """One transaction for several chains of ``table``: (script or [], {name: before},
+    {name: after}), each chain planned against what the ones before it leave."""
+    chains = parse(text)
+    body, before, after = [], {}, {}
+    for want in order(wants):
+        lines, before[want["name"]], after[want["name"]] = _plan_one(want, chains, check_mode)
+        body += lines
+    if not body:
+        return [], before, after
+    return ["*%s" % table] + body + ["COMMIT"], before, after

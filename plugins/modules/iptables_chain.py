@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: iptables_chain
-short_description: Manage an iptables chain podnet owns, all its rules at once, and the jump to it
+short_description: Manage iptables chains podnet owns, all their rules at once, and the jumps to them
 version_added: 0.1.0
 description:
   - Makes one chain of an iptables table hold exactly the listed rules, in order, and makes a
@@ -22,6 +22,10 @@ description:
   - Rules compare as data, not text, so a protocol that C(/etc/protocols) names differently
     (4 is C(ipencap) on Debian, C(ipv4) elsewhere) is still the same rule.
   - With O(state=absent), every rule that jumps to the chain is deleted, then the chain.
+  - O(chains) manages several chains of one table in the same single read and single
+    transaction (podnet's node role writes its forward, policy and INPUT chains with one task).
+    The module orders them itself: a chain after its parent and after the chains its rules
+    jump to, and the chains that go last; each is planned against what the ones before leave.
 author:
   - podnet developers (@podnet)
 extends_documentation_fragment:
@@ -30,9 +34,39 @@ requirements:
   - iptables and iptables-restore (nf_tables or legacy, the same backend).
 options:
   name:
-    description: The chain (at most 28 characters; letters, digits, C(_) and C(-)).
+    description:
+      - The chain (at most 28 characters; letters, digits, C(_) and C(-)).
+      - Exactly one of O(name) and O(chains) is required.
     type: str
-    required: true
+  chains:
+    description:
+      - Several chains at once, all in O(table), instead of O(name), O(parent) and O(rules) (which
+        are then not allowed); the top-level O(position) and O(state) are then ignored.
+      - A present chain may not need (as its parent, or a rule's target) a chain listed as absent.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The chain, as O(name).
+        type: str
+        required: true
+      parent:
+        description: As O(parent).
+        type: str
+      position:
+        description: As O(position).
+        type: int
+        default: 1
+      rules:
+        description: As O(rules), with the same keys (checked the same way).
+        type: list
+        elements: dict
+        default: []
+      state:
+        description: As O(state).
+        type: str
+        choices: [present, absent]
+        default: present
   table:
     description: The iptables table.
     type: str
@@ -116,6 +150,20 @@ EXAMPLES = r"""
   podnet.fabric.iptables_chain:
     name: PODNET-INPUT
     state: absent
+
+- name: podnet's forward chain with the jump to its policy chain, in one transaction
+  podnet.fabric.iptables_chain:
+    chains:
+      - name: PODNET-FORWARD
+        parent: FORWARD
+        rules:
+          - {ctstate: [ESTABLISHED, RELATED], jump: ACCEPT, comment: podnet replies}
+          - {jump: PODNET-POLICY, comment: podnet}
+          - {source: 192.168.10.0/24, jump: ACCEPT, comment: podnet pods out}
+          - {destination: 192.168.10.0/24, jump: ACCEPT, comment: podnet pods in}
+      - name: PODNET-POLICY
+        rules:
+          - {source: 192.168.10.10, destination: 192.168.11.10, ctstate: [NEW], jump: DROP}
 """
 
 RETURN = r"""
@@ -135,10 +183,15 @@ script:
            "COMMIT"]
 rules:
   description: The chain's rules after the run (as planned in check mode), as C(iptables -S) lines.
-  returned: always
+  returned: with O(name)
   type: list
   elements: str
   sample: ["-A PODNET-INPUT -s 10.57.4.21/32 -p udp -m udp --dport 4789 -j ACCEPT"]
+chains:
+  description: Per chain of O(chains), its rules after the run (as planned in check mode; empty when it goes).
+  returned: with O(chains)
+  type: dict
+  sample: {"PODNET-POLICY": ["-A PODNET-POLICY -s 192.168.10.10/32 -d 192.168.11.10/32 -m conntrack --ctstate NEW -j DROP"]}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -146,38 +199,59 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.podnet.fabric.plugins.module_utils import chain, iproute
 
 
+RULE_OPTIONS = dict(
+    source=dict(type="str"),
+    destination=dict(type="str"),
+    in_interface=dict(type="str"),
+    out_interface=dict(type="str"),
+    protocol=dict(type="str"),
+    destination_port=dict(type="int"),
+    ctstate=dict(type="list", elements="str"),
+    comment=dict(type="str"),
+    jump=dict(type="str", required=True),
+)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             iproute.COMMON_ARGS,
-            name=dict(type="str", required=True),
+            name=dict(type="str"),
+            chains=dict(type="list", elements="dict", options=dict(
+                name=dict(type="str", required=True),
+                parent=dict(type="str"),
+                position=dict(type="int", default=1),
+                rules=dict(type="list", elements="dict", default=[]),
+                state=dict(type="str", default="present", choices=["present", "absent"]),
+            )),
             table=dict(type="str", default="filter", choices=list(chain.TABLES)),
             parent=dict(type="str"),
             position=dict(type="int", default=1),
-            rules=dict(type="list", elements="dict", default=[], options=dict(
-                source=dict(type="str"),
-                destination=dict(type="str"),
-                in_interface=dict(type="str"),
-                out_interface=dict(type="str"),
-                protocol=dict(type="str"),
-                destination_port=dict(type="int"),
-                ctstate=dict(type="list", elements="str"),
-                comment=dict(type="str"),
-                jump=dict(type="str", required=True),
-            )),
+            rules=dict(type="list", elements="dict", default=[], options=RULE_OPTIONS),
         ),
+        required_one_of=[("name", "chains")],
+        mutually_exclusive=[("chains", "name"), ("chains", "parent"), ("chains", "rules")],
         supports_check_mode=True,
     )
-    want = iproute.fail_on_invalid(module, chain.wanted, module.params)
+    many = module.params["chains"] is not None
+    if many:
+        wants = iproute.fail_on_invalid(module, chain.wanted_many, module.params)
+    else:
+        wants = [iproute.fail_on_invalid(module, chain.wanted, module.params)]
     ip = iproute.IpRoute(module, module.params["netns"])
-    have = ip.read("iptables", ["-w", "-t", want["table"], "-S"])
+    have = ip.read("iptables", ["-w", "-t", module.params["table"], "-S"])
     try:
-        script, before, after = chain.plan(want, have, module.check_mode)
+        script, before, after = chain.plan_many(wants, module.params["table"], have, module.check_mode)
     except chain.PodnetError as exc:
         module.fail_json(msg=str(exc))
     if script:
         ip.run("iptables-restore", ["-w", "--noflush"], data="\n".join(script))
-    ip.result(bool(script), before=before, after=after, script=script, rules=after["rules"])
+    if many:
+        ip.result(bool(script), before=before, after=after, script=script,
+                  chains=dict((name, value["rules"]) for name, value in after.items()))
+    else:
+        name = wants[0]["name"]
+        ip.result(bool(script), before=before[name], after=after[name], script=script, rules=after[name]["rules"])
 
 
 if __name__ == "__main__":

@@ -98,3 +98,61 @@ def test_bad_input_refused_before_any_change(module, node, args, message):
     result = module("iptables_chain", args, ns=node)
     assert result.failed and message in result["msg"], result
     assert rules(node) == before
+
+
+FORWARD = [{"ctstate": ["ESTABLISHED", "RELATED"], "jump": "ACCEPT", "comment": "podnet replies"},
+           {"jump": "PODNET-POLICY", "comment": "podnet"},
+           {"source": "192.168.10.0/24", "jump": "ACCEPT", "comment": "podnet pods out"}]
+POLICY = [{"source": "192.168.10.10", "destination": "192.168.11.10", "ctstate": ["NEW"], "jump": "DROP"}]
+
+
+def node_chains(policy=True, state="present"):
+    """podnet's node role: forward, policy and INPUT chains in one call (policy listed after its user)."""
+    return {"chains": [
+        {"name": "PODNET-FORWARD", "parent": "FORWARD", "state": state,
+         "rules": FORWARD if policy else [FORWARD[0], FORWARD[2]]},
+        {"name": "PODNET-POLICY", "rules": POLICY, "state": "present" if policy and state == "present" else "absent"},
+        {"name": "PODNET-INPUT", "parent": "INPUT", "rules": GUARD, "state": state}]}
+
+
+def test_several_chains_one_transaction_lifecycle(module, node):
+    sh("iptables", "-w", "-A", "FORWARD", "-p", "tcp", "-j", "ACCEPT", ns=node)   # the user's
+    before = rules(node)
+    check = module("iptables_chain", node_chains(), ns=node, check=True, diff=True)
+    assert check.changed and rules(node) == before, "check mode changed iptables"
+    assert set(check["diff"]["before"]) == {"PODNET-FORWARD", "PODNET-POLICY", "PODNET-INPUT"}
+
+    first = module("iptables_chain", node_chains(), ns=node)
+    assert first.changed and len(first["commands"]) == 1, first          # one iptables-restore
+    now = rules(node)
+    assert [r for r in now if r.startswith("-A PODNET-FORWARD")][1] == \
+        "-A PODNET-FORWARD -m comment --comment podnet -j PODNET-POLICY"
+    assert [r for r in now if r.startswith("-A FORWARD")] == [
+        "-A FORWARD -m comment --comment podnet -j PODNET-FORWARD", "-A FORWARD -p tcp -j ACCEPT"]
+    assert first["chains"]["PODNET-POLICY"] == [r for r in now if r.startswith("-A PODNET-POLICY")]
+    again = module("iptables_chain", node_chains(), ns=node, diff=True)
+    assert not again.changed and again["commands"] == [] and again["diff"]["before"] == again["diff"]["after"]
+
+    # The policy goes: the forward chain loses its jump and the policy chain goes, in one transaction.
+    nopolicy = module("iptables_chain", node_chains(policy=False), ns=node)
+    assert nopolicy.changed and len(nopolicy["commands"]) == 1
+    now = rules(node)
+    assert "-N PODNET-POLICY" not in now and not [r for r in now if "-j PODNET-POLICY" in r]
+    assert not module("iptables_chain", node_chains(policy=False), ns=node).changed
+
+    gone = module("iptables_chain", node_chains(state="absent"), ns=node)
+    assert gone.changed and rules(node) == before
+    assert not module("iptables_chain", node_chains(state="absent"), ns=node).changed
+
+
+def test_several_chains_bad_input_refused_before_any_change(module, node):
+    before = rules(node)
+    bad = node_chains()
+    bad["chains"][1]["state"] = "absent"        # PODNET-FORWARD still jumps to it
+    result = module("iptables_chain", bad, ns=node)
+    assert result.failed and "chains[0]: PODNET-FORWARD needs chain PODNET-POLICY, which is listed with " \
+        "state=absent" in result["msg"], result
+    both = dict(node_chains(), name="PODNET-INPUT")
+    result = module("iptables_chain", both, ns=node)
+    assert result.failed and "mutually exclusive" in result["msg"], result
+    assert rules(node) == before

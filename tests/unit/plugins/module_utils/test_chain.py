@@ -157,3 +157,95 @@ def test_parse_keeps_chains_and_unparseable_rules():
     assert set(chains) == {"INPUT", "FORWARD", "OUTPUT", "PODNET-INPUT"}
     assert chains["PODNET-INPUT"][-1][0] is None
     assert chains["PODNET-INPUT"][0][0]["comment"] == "podnet peer h2"
+
+
+# -- several chains in one transaction (podnet's node role) ---------------------------------
+POLICY = [{"source": "192.168.10.10", "destination": "192.168.11.10", "ctstate": ["NEW"], "jump": "DROP"}]
+
+
+def forward_rules(policy=True):
+    return ([{"ctstate": ["ESTABLISHED", "RELATED"], "jump": "ACCEPT", "comment": "podnet replies"}]
+            + ([{"jump": "PODNET-POLICY", "comment": "podnet"}] if policy else [])
+            + [{"source": "192.168.10.0/24", "jump": "ACCEPT", "comment": "podnet pods out"}])
+
+
+def node_chains(policy=True, forward_state="present"):
+    return chain.wanted_many({"chains": [
+        {"name": "PODNET-FORWARD", "parent": "FORWARD", "rules": forward_rules(policy), "state": forward_state},
+        {"name": "PODNET-POLICY", "rules": POLICY, "state": "present" if policy else "absent"},
+        {"name": "PODNET-INPUT", "parent": "INPUT", "rules": GUARD, "state": forward_state}]})
+
+
+# What iptables printed after the first script of test_several_chains_... (nf_tables 1.8.9).
+NODE_APPLIED = EMPTY + """-N PODNET-FORWARD
+-N PODNET-INPUT
+-N PODNET-POLICY
+-A INPUT -m comment --comment podnet -j PODNET-INPUT
+-A FORWARD -m comment --comment podnet -j PODNET-FORWARD
+-A FORWARD -j DOCKER-USER
+-A PODNET-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "podnet replies" -j ACCEPT
+-A PODNET-FORWARD -m comment --comment podnet -j PODNET-POLICY
+-A PODNET-FORWARD -s 192.168.10.0/24 -m comment --comment "podnet pods out" -j ACCEPT
+-A PODNET-INPUT -s 10.57.4.21/32 -p udp -m udp --dport 4789 -m comment --comment "podnet peer h2" -j ACCEPT
+-A PODNET-INPUT -p udp -m udp --dport 4789 -m comment --comment "podnet guard" -j DROP
+-A PODNET-POLICY -s 192.168.10.10/32 -d 192.168.11.10/32 -m conntrack --ctstate NEW -j DROP
+"""
+
+
+def test_several_chains_in_one_transaction_targets_first():
+    script, before, after = chain.plan_many(node_chains(), "filter", EMPTY + "-A FORWARD -j DOCKER-USER\n")
+    declared = [line for line in script if line.startswith(":")]
+    # PODNET-POLICY is listed after PODNET-FORWARD, but the forward chain's rule jumps to it.
+    assert declared == [":PODNET-POLICY - [0:0]", ":PODNET-FORWARD - [0:0]", ":PODNET-INPUT - [0:0]"]
+    assert script[0] == "*filter" and script[-1] == "COMMIT" and script.count("COMMIT") == 1
+    assert "-I FORWARD 1 -m comment --comment podnet -j PODNET-FORWARD" in script
+    assert "-A PODNET-FORWARD -m comment --comment podnet -j PODNET-POLICY" in script
+    assert after["PODNET-POLICY"]["jump"] is None and after["PODNET-INPUT"]["jump"] == {"chain": "INPUT", "position": 1}
+    assert all(not value["exists"] for value in before.values())
+
+
+def test_several_chains_applied_is_no_change():
+    script, before, after = chain.plan_many(node_chains(), "filter", NODE_APPLIED)
+    assert script == [] and before == after
+
+
+def test_policy_gone_rewrites_forward_then_drops_the_chain_without_stale_numbers():
+    script = chain.plan_many(node_chains(policy=False), "filter", NODE_APPLIED)[0]
+    assert script == ["*filter", ":PODNET-FORWARD - [0:0]",
+                      '-A PODNET-FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -m comment --comment "podnet replies" -j ACCEPT',
+                      '-A PODNET-FORWARD -s 192.168.10.0/24 -m comment --comment "podnet pods out" -j ACCEPT',
+                      "-F PODNET-POLICY", "-X PODNET-POLICY", "COMMIT"]
+
+
+def test_everything_absent_deletes_each_jump_once():
+    wants = chain.wanted_many({"chains": [{"name": n, "state": "absent"}
+                                          for n in ("PODNET-POLICY", "PODNET-INPUT", "PODNET-FORWARD")]})
+    script = chain.plan_many(wants, "filter", NODE_APPLIED)[0]
+    assert script == ["*filter", "-D PODNET-FORWARD 2", "-F PODNET-POLICY", "-X PODNET-POLICY",
+                      "-D INPUT 1", "-F PODNET-INPUT", "-X PODNET-INPUT",
+                      "-D FORWARD 1", "-F PODNET-FORWARD", "-X PODNET-FORWARD", "COMMIT"]
+    assert chain.plan_many(wants, "filter", EMPTY)[0] == []
+
+
+def test_parent_listed_is_written_before_its_child():
+    wants = chain.wanted_many({"chains": [
+        {"name": "PODNET-POLICY", "parent": "PODNET-FORWARD", "position": 2, "rules": POLICY},
+        {"name": "PODNET-FORWARD", "parent": "FORWARD", "rules": forward_rules(policy=False)}]})
+    script = chain.plan_many(wants, "filter", EMPTY)[0]
+    assert script.index(":PODNET-FORWARD - [0:0]") < script.index("-I PODNET-FORWARD 2 -m comment --comment podnet -j PODNET-POLICY")
+
+
+@pytest.mark.parametrize("chains, message", [
+    ([{"name": "A"}, {"name": "A"}], "chains: A listed more than once"),
+    ([{"name": "A", "rules": [{"jump": "B"}]}, {"name": "B", "rules": [{"jump": "A"}]}], "chains: A, B jump to each other in a cycle"),
+    ([{"name": "A", "rules": [{"jump": "B"}]}, {"name": "B", "state": "absent"}], "chains[0]: A needs chain B, which is listed with state=absent"),
+    ([{"name": "A", "parent": "B"}, {"name": "B", "state": "absent"}], "chains[0]: A needs chain B"),
+    ([{"name": "A"}, {"name": "B", "rules": [{"jump": "DROP", "source": "x"}]}], "chains[1].rules[0].source"),
+    ([{"name": "A"}, {"name": "-B"}], "chains[1].name: '-B' is not a valid chain name"),
+    ([{"name": "A", "state": "gone"}], "chains[0].state: 'gone' is not present or absent"),
+    (["A"], "chains[0]: each chain must be a dict"),
+])
+def test_several_chains_refused_naming_the_entry(chains, message):
+    with pytest.raises(PodnetError) as err:
+        chain.plan_many(chain.wanted_many({"chains": chains}), "filter", EMPTY)
+    assert message in str(err.value)
