@@ -422,6 +422,10 @@ class Cluster(object):
                 plan["fdb"] = dict(device=s["vxlan_device"], neighbors=[], entries=[])
         if plan["tunnel"]:
             plan["absent_tunnels"] = [t for t in plan["absent_tunnels"] if t["kind"] != plan["tunnel"]["kind"]]
+        # The node told which ipip/vxlan devices exist: only those need a call to go.
+        existing = facts[name].get("tunnels")
+        if existing is not None:
+            plan["absent_tunnels"] = [t for t in plan["absent_tunnels"] if existing.get(t["name"]) == t["kind"]]
         # Traffic this node forwards is always to or from its own pods.
         plan["devices"] = dict(ipip=s["ipip_device"], vxlan=s["vxlan_device"])
         plan["forward_cidr"] = node.pod_cidr
@@ -429,22 +433,25 @@ class Cluster(object):
         if plan["tunnel"] and s["tx_checksum_offload"] is not None:
             plan["tunnel"]["tx_checksum_offload"] = s["tx_checksum_offload"]
         plan.update(self._netfilter_plan(node))
-        # Where reverse-path filtering decides on pod traffic: the underlay, the tunnel, the pods' veths.
-        plan["rp_filter_interfaces"] = [iface] + ([plan["tunnel"]["name"]] if plan["tunnel"] else []) + [
-            p["host_ifname"] for p in node.pods]
+        plan["warnings"] = self._warnings(name, plan, facts[name])
         return plan
 
     def _netfilter_plan(self, node):
-        """podnet's INPUT guard and policy chains for a node (rule dicts for podnet.fabric.iptables_chain).
+        """podnet's iptables chains for a node, for one podnet.fabric.iptables_chain task (``iptables``).
 
-        ``guard``: in ipip and vxlan modes, encapsulated packets (IP protocol 4, or UDP to the
-        VXLAN port) are accepted from the other nodes only and dropped from anyone else: the
+        The forward chain, jumped to first from FORWARD: replies first (conntrack), then the
+        policy chain when there is one, then this node's pods out and in (traffic a node forwards
+        is always to or from its own pods).
+        The policy chain: a NEW-connection DROP per podnet_policy entry that involves a pod of
+        this node; no entry, no chain.
+        The INPUT guard, in ipip and vxlan modes: encapsulated packets (IP protocol 4, or UDP to
+        the VXLAN port) are accepted from the other nodes only and dropped from anyone else. The
         kernel decapsulates whatever reaches a one-to-many tunnel, so without it any host on the
-        underlay could inject packets "from" any pod. Empty in host-gw mode (the chain goes).
-        ``policy``: a NEW-connection DROP per podnet_policy entry that involves a pod of this node.
+        underlay could inject packets "from" any pod. host-gw: no chain.
         """
         s = self.settings
         prefix = _chain_prefix(s["iptables_chain"])
+        input_chain, policy_chain = prefix + "-INPUT", prefix + "-POLICY"
         match = {"ipip": dict(protocol="4"), "vxlan": dict(protocol="udp", destination_port=s["vxlan_port"])}
         guard = []
         if self.mode in match:
@@ -455,7 +462,48 @@ class Cluster(object):
         policy = [dict(source=e["from_ip"], destination=e["to_ip"], ctstate=["NEW"], jump="DROP",
                        comment="podnet policy %s -> %s" % (e["from"], e["to"]))
                   for e in s["policy"] if node.name in (e["from_node"], e["to_node"])]
-        return dict(input_chain=prefix + "-INPUT", guard=guard, policy_chain=prefix + "-POLICY", policy=policy)
+        forward = ([dict(ctstate=["ESTABLISHED", "RELATED"], jump="ACCEPT", comment="podnet replies")]
+                   + ([dict(jump=policy_chain, comment="podnet")] if policy else [])
+                   + [dict(source=node.pod_cidr, jump="ACCEPT", comment="podnet pods out"),
+                      dict(destination=node.pod_cidr, jump="ACCEPT", comment="podnet pods in")])
+        chains = [dict(name=s["iptables_chain"], parent="FORWARD", position=1, rules=forward, state="present"),
+                  dict(name=policy_chain, rules=policy, state="present" if policy else "absent"),
+                  dict(name=input_chain, parent="INPUT", position=1, rules=guard,
+                       state="present" if guard else "absent")]
+        return dict(input_chain=input_chain, guard=guard, policy_chain=policy_chain, policy=policy, iptables=chains)
+
+    @staticmethod
+    def _warnings(name, plan, fact):
+        """Preflight warnings about reverse-path filtering where pod traffic enters the node: the
+        underlay, the tunnel device and the pods' veths. The effective value is the larger of
+        conf.all and the interface's own (a device not made yet will take conf.default).
+        Loose (2): traffic flows, but a pod can send with another pod's address, so rules that
+        match on addresses (podnet_policy, the accepts) cannot tell which pod sent a packet.
+        Strict (1): fine for podnet's symmetric routes, except where a peer reaches this node on
+        another interface than the route back; on the pods' veths it is good (anti-spoofing)."""
+        rp = fact.get("rp_filter") or {}
+        if not rp:
+            return []
+        pods = [p["host_ifname"] for p in plan["pods"]]
+        where = [plan["iface"]] + ([plan["tunnel"]["name"]] if plan["tunnel"] else []) + pods
+        value = dict((iface, max(rp.get("all", 0), rp.get(iface, rp.get("default", 0)))) for iface in where)
+        loose = [iface for iface in where if value[iface] == 2]
+        strict = [iface for iface in where if value[iface] == 1 and iface not in pods]
+        warnings = []
+        if loose:
+            warnings.append(
+                "%s: rp_filter is loose (2) on %s (all=%s, default=%s). Pod traffic flows, but a pod can send with "
+                "another pod's address, so podnet_policy and the accept rules, which match on addresses, cannot "
+                "tell which pod sent a packet (Calico refuses to run with loose for this reason). podnet leaves it "
+                "to you: net.ipv4.conf.all.rp_filter=0 with 1 on the pods' veths keeps pods honest."
+                % (name, ", ".join(loose), rp.get("all", 0), rp.get("default", 0)))
+        if strict:
+            warnings.append(
+                "%s: rp_filter is strict (1) on %s. podnet's routes are symmetric, so this is fine unless a peer "
+                "reaches this node on another interface than this node's route back to it (for example "
+                "podnet_direct_routing between nodes whose underlay prefixes differ): such pod traffic is dropped."
+                % (name, ", ".join(strict)))
+        return warnings
 
     def verify_plan(self, name, facts):
         """What ``playbooks/verify.yml`` checks from this node.

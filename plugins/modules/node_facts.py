@@ -11,9 +11,12 @@ short_description: Read what podnet needs to know about a node's underlay
 version_added: 0.1.0
 description:
   - Finds the interface that holds O(node_ip), its prefix length and MTU, whether the node has a
-    route to the pod gateway through another interface (proxy ARP answers only then), and the
-    rp_filter settings that break forwarding.
-  - Read-only. Returns the fact C(podnet_underlay).
+    route to the pod gateway through another interface (proxy ARP answers only then), whether
+    IPv4 forwarding is on, the rp_filter setting of C(all), C(default) and every interface (the
+    planner warns where it can drop pod traffic), and the ipip and vxlan devices that exist (so a
+    run removes a previous mode's device only when there is one).
+  - Read-only, in three reads (C(ip -details -json addr show), C(ip route get), one C(sysctl)).
+    Returns the fact C(podnet_underlay).
 author:
   - podnet developers (@podnet)
 options:
@@ -60,13 +63,17 @@ ansible_facts:
       description: The underlay as podnet sees it.
       type: dict
       returned: always
-      sample: {"iface": "eth0", "prefixlen": 24, "mtu": 1500, "gateway_route": true,
-               "rp_filter": {"all": 0, "eth0": 0}, "ip_forward": 1}
+      sample: {"iface": "eth0", "prefixlen": 24, "mtu": 1500, "gateway_route": true, "ip_forward": 1,
+               "rp_filter": {"all": 0, "default": 0, "eth0": 0, "lo": 0, "flannel.1": 0},
+               "tunnels": {"flannel.1": "vxlan"}}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.podnet.fabric.plugins.module_utils import iproute, validate
+
+# Devices of these kinds are reported in ``tunnels`` (podnet's modes make them).
+TUNNEL_KINDS = ("ipip", "vxlan")
 
 
 def main():
@@ -80,22 +87,31 @@ def main():
     gateway = iproute.fail_on_invalid(module, validate.ipv4, module.params["pod_gateway"], "pod_gateway")
     ip = iproute.IpRoute(module, module.params["netns"])
 
-    fact = dict(iface=None, prefixlen=None, mtu=None, gateway_route=False, rp_filter={}, ip_forward=None)
-    for link in ip.read_json("ip", ["addr", "show"]):
+    fact = dict(iface=None, prefixlen=None, mtu=None, gateway_route=False, rp_filter={}, ip_forward=None,
+                tunnels={})
+    names = []
+    for link in ip.read_json("ip", ["-details", "addr", "show"]):
+        names.append(link["ifname"])
+        kind = link.get("linkinfo", {}).get("info_kind")
+        if kind in TUNNEL_KINDS:
+            fact["tunnels"][link["ifname"]] = kind
         for addr in link.get("addr_info", []):
             if addr.get("family") == "inet" and addr.get("local") == node_ip:
                 fact.update(iface=link["ifname"], prefixlen=addr["prefixlen"], mtu=link["mtu"])
     routes = ip.read_json("ip", ["route", "get", gateway], missing_ok=True)
     # `ip route get` fails with "Network is unreachable" when nothing covers the gateway.
     fact["gateway_route"] = bool(routes) and routes[0].get("type", "unicast") == "unicast"
-    keys = ["net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter"]
-    if fact["iface"]:
-        keys.append("net.ipv4.conf.%s.rp_filter" % fact["iface"])
-    values = [int(v) for v in ip.read("sysctl", ["-n"] + keys).split()]
-    fact["ip_forward"] = values[0]
-    fact["rp_filter"] = dict(all=values[1])
-    if fact["iface"]:
-        fact["rp_filter"][fact["iface"]] = values[2]
+    # Slash-separated keys keep a dot in an interface name (eth0.100) literal; -e skips an
+    # interface that went away since the read above. sysctl prints such a dot as "/".
+    keys = ["net/ipv4/ip_forward"] + ["net/ipv4/conf/%s/rp_filter" % name for name in ["all", "default"] + names]
+    for row in ip.read("sysctl", ["-e"] + keys).splitlines():
+        key, sep, value = row.partition(" = ")
+        if not sep or not value.strip().isdigit():
+            continue
+        if key == "net.ipv4.ip_forward":
+            fact["ip_forward"] = int(value)
+        elif key.startswith("net.ipv4.conf.") and key.endswith(".rp_filter"):
+            fact["rp_filter"][key[len("net.ipv4.conf."):-len(".rp_filter")].replace("/", ".")] = int(value)
     module.exit_json(changed=False, ansible_facts=dict(podnet_underlay=fact))
 
 

@@ -222,7 +222,7 @@ DRIFTS = {
         "pod-default-route": lambda lab: ("h2", ["ip", "-n", lab.pod("h2")["name"], "route", "del", "default"],
                                           "Wire each pod"),
         "iptables-chain-flushed": lambda lab: ("h2", ["ip", "netns", "exec", lab.ns("h2"), "iptables", "-w", "-F",
-                                                      "PODNET-FORWARD"], "Accept traffic"),
+                                                      "PODNET-FORWARD"], "forward, policy and encapsulation-guard chains"),
     },
 }
 

@@ -251,8 +251,8 @@ def test_unknown_pod_refused_and_check_mode_changes_nothing(cluster):
     assert refused.returncode != 0
     assert "podnet_policy[0].to: unknown pod 'nosuchpod'" in refused.stdout, refused.stdout[-3000:]
     assert_same(lab.state(), pristine, "a refused run")
-    # On a fresh node, check mode plans the guard and the policy (whose parent chain an earlier,
-    # skipped task would make) and changes nothing.
+    # On a fresh node, check mode plans the forward chain, the guard and the policy (one task) and
+    # changes nothing.
     check = lab.play("site.yml", "-e", "mode=vxlan", "--check", *cluster.policy_vars())
-    assert "Accept encapsulated packets from the other nodes only" in check.stdout
+    assert "Write podnet's forward, policy and encapsulation-guard chains" in check.stdout
     assert_same(lab.state(), pristine, "a check-mode run")

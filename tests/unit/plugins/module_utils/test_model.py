@@ -175,6 +175,30 @@ def test_module_invocations_do_not_grow_with_nodes():
     assert len(plan["guard"]) == 40 and plan["guard"][-1]["jump"] == "DROP"
 
 
+def test_absent_tunnels_only_those_the_node_has():
+    facts = copy.deepcopy(FACTS)
+    facts["host1"]["tunnels"] = {"vxlan0": "vxlan", "tunl0": "ipip", "mustang.tun0": "vxlan"}
+    plan = Cluster.from_inventory(SEED, {"mode": "host-gw"}).node_plan("host1", facts)
+    # mustang.tun0 exists but is not podnet's kind for that name: not podnet's to remove.
+    assert plan["absent_tunnels"] == [{"name": "vxlan0", "kind": "vxlan"}]
+    facts["host1"]["tunnels"] = {}
+    assert Cluster.from_inventory(SEED, {"mode": "host-gw"}).node_plan("host1", facts)["absent_tunnels"] == []
+
+
+def test_iptables_chains_one_task_forward_policy_input():
+    cluster = Cluster.from_inventory(SEED, {"mode": "vxlan", "policy": [{"from": "pod-a", "to": "pod-b"}]})
+    chains = cluster.node_plan("host1", FACTS)["iptables"]
+    assert [(c["name"], c.get("parent"), c["state"]) for c in chains] == [
+        ("PODNET-FORWARD", "FORWARD", "present"), ("PODNET-POLICY", None, "present"), ("PODNET-INPUT", "INPUT", "present")]
+    assert [(r.get("ctstate"), r.get("source"), r.get("destination"), r["jump"]) for r in chains[0]["rules"]] == [
+        (["ESTABLISHED", "RELATED"], None, None, "ACCEPT"), (None, None, None, "PODNET-POLICY"),
+        (None, "192.168.10.0/24", None, "ACCEPT"), (None, None, "192.168.10.0/24", "ACCEPT")]
+    host_gw = Cluster.from_inventory(SEED, {"mode": "host-gw"}).node_plan("host1", FACTS)["iptables"]
+    assert [(c["name"], c["state"]) for c in host_gw] == [
+        ("PODNET-FORWARD", "present"), ("PODNET-POLICY", "absent"), ("PODNET-INPUT", "absent")]
+    assert "PODNET-POLICY" not in [r["jump"] for r in host_gw[0]["rules"]]
+
+
 def test_chain_names_follow_podnet_iptables_chain():
     plan = Cluster.from_inventory(SEED, {"iptables_chain": "KUBE-PODS"}).node_plan("host1", FACTS)
     assert (plan["iptables_chain"], plan["input_chain"], plan["policy_chain"]) == (
@@ -238,11 +262,30 @@ def test_tx_checksum_offload_reaches_the_tunnel_only_when_set():
         Cluster.from_inventory(SEED, {"tx_checksum_offload": "maybe"})
 
 
-def test_rp_filter_interfaces_are_where_pod_traffic_enters():
-    assert Cluster.from_inventory(SEED, {"mode": "ipip"}).node_plan("host1", FACTS)["rp_filter_interfaces"] == [
-        "eth0", "mustang.tun0", "veth-pod-a"]
-    assert Cluster.from_inventory(SEED, {"mode": "host-gw"}).node_plan("host1", FACTS)["rp_filter_interfaces"] == [
-        "eth0", "veth-pod-a"]
+def rp_plan(mode, **rp_filter):
+    facts = copy.deepcopy(FACTS)
+    facts["host1"]["rp_filter"] = rp_filter
+    return Cluster.from_inventory(SEED, {"mode": mode}).node_plan("host1", facts)
+
+
+def test_rp_filter_off_or_unread_warns_nothing():
+    assert rp_plan("ipip", all=0, default=0, eth0=0)["warnings"] == []
+    assert Cluster.from_inventory(SEED, {"mode": "ipip"}).node_plan("host1", FACTS)["warnings"] == []
+
+
+def test_rp_filter_loose_anywhere_pod_traffic_enters_warns_once():
+    # conf.all=2 makes every interface loose; the tunnel, not made yet, would take default.
+    warnings = rp_plan("ipip", all=2, default=0, eth0=0)["warnings"]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "host1: rp_filter is loose (2) on eth0, mustang.tun0, veth-pod-a (all=2, default=0)")
+    assert rp_plan("ipip", all=0, default=2, eth0=0)["warnings"][0].startswith(
+        "host1: rp_filter is loose (2) on mustang.tun0, veth-pod-a (all=0, default=2)")
+
+
+def test_rp_filter_strict_warns_on_underlay_and_tunnel_not_on_pod_veths():
+    warnings = rp_plan("vxlan", all=0, default=1, eth0=1)["warnings"]
+    assert len(warnings) == 1 and warnings[0].startswith("host1: rp_filter is strict (1) on eth0, vxlan0.")
+    assert rp_plan("host-gw", all=0, default=0, eth0=0, **{"veth-pod-a": 1})["warnings"] == []
 
 
 # -- issue 5: bad input is refused before any change (checks added with the safety tests) -------
