@@ -112,8 +112,9 @@ def main():
     if file_changed and not module.check_mode:
         if new_saved:
             directory = os.path.dirname(path)
-            if directory and not os.path.isdir(directory):
-                os.makedirs(directory, 0o755)
+            if directory:
+                # exist_ok: nodes of the lab share one machine and may make it at the same time.
+                os.makedirs(directory, 0o755, exist_ok=True)
             tmp = path + ".tmp"
             with open(tmp, "w") as handle:
                 json.dump(new_saved, handle, sort_keys=True)
