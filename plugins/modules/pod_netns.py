@@ -27,9 +27,12 @@ description:
     is removed and created again (or only removed with O(state=absent)).
   - O(state=absent) removes podnet's host route, the host veth (only when it is this pod's) and
     the namespace. It succeeds on a half-built pod and reports no change when nothing is there.
-  - The node is read with one C(ip -d -json link show) and one C(ip -json route show table main),
-    the pod with one C(ip -json -d addr show) and one C(ip -json route show), the host veth's
-    sysctls with one C(sysctl -n).
+  - O(pods) wires several pods in one call (podnet's pods role passes every pod of the node), so a
+    node's module invocations do not grow with its pods. Every pod is validated, read and planned
+    before anything changes.
+  - The node is read once (for all pods) with one C(ip -d -json link show) and one
+    C(ip -json route show table main), each pod with one C(ip -json -d addr show) and one
+    C(ip -json route show), its host veth's sysctls with one C(sysctl -n).
 author:
   - podnet developers (@podnet)
 extends_documentation_fragment:
@@ -39,8 +42,56 @@ options:
     description:
       - The pod's network namespace (a name under C(/run/netns)).
       - Must not be the node's own namespace.
+      - Exactly one of O(name) and O(pods) is required.
     type: str
-    required: true
+  pods:
+    description:
+      - Several pods, each a dict with the keys of the single-pod options (O(name) required,
+        O(address) with V(present)) and its own C(state); instead of O(name), O(address) and
+        O(host_ifname). The top-level O(ifname), O(gateway), O(mtu), O(proxy_arp), O(forwarding),
+        O(host_route) and O(state) are then ignored.
+      - Names and host interface names must be unique in the list.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: As O(name).
+        type: str
+        required: true
+      ifname:
+        description: As O(ifname).
+        type: str
+        default: eth0
+      host_ifname:
+        description: As O(host_ifname).
+        type: str
+      address:
+        description: As O(address).
+        type: str
+      gateway:
+        description: As O(gateway).
+        type: str
+        default: 169.254.10.24
+      mtu:
+        description: As O(mtu).
+        type: int
+      proxy_arp:
+        description: As O(proxy_arp).
+        type: bool
+        default: true
+      forwarding:
+        description: As O(forwarding).
+        type: bool
+        default: true
+      host_route:
+        description: As O(host_route).
+        type: bool
+        default: true
+      state:
+        description: As O(state).
+        type: str
+        choices: [present, absent]
+        default: present
   ifname:
     description: The pod's end of the veth pair, inside the pod.
     type: str
@@ -128,6 +179,13 @@ EXAMPLES = r"""
     mtu: 1450
     netns: host1
 
+- name: Every pod of the node in one call
+  podnet.fabric.pod_netns:
+    pods:
+      - {name: pod-a, address: 192.168.10.10/24, mtu: 1450}
+      - {name: pod-c, address: 192.168.10.11/24, mtu: 1450}
+      - {name: pod-old, state: absent}
+
 - name: Remove the pod (namespace, host veth and podnet's host route)
   podnet.fabric.pod_netns:
     name: pod-a
@@ -146,21 +204,28 @@ commands:
             "peer", "name", "eth0", "address", "6a:91:0d:33:e2:7b", "netns", "pod-a"]]
 host_ifname:
   description: The node's end of the veth pair (given or derived).
-  returned: always
+  returned: with O(name)
   type: str
   sample: veth-pod-a
 mac:
   description: MAC address of the pod's interface; null after O(state=absent), and in check mode
     when the veth pair would be created.
-  returned: always
+  returned: with O(name)
   type: str
   sample: 6a:91:0d:33:e2:7b
 host_mac:
   description: MAC address of the host veth; null after O(state=absent), and in check mode when
     the veth pair would be created.
-  returned: always
+  returned: with O(name)
   type: str
   sample: 0e:5c:21:8a:4f:10
+pods:
+  description: With O(pods), per pod (in order) its name, host_ifname, mac, host_mac (as above) and whether it changed.
+  returned: with O(pods)
+  type: list
+  elements: dict
+  sample: [{"name": "pod-a", "host_ifname": "veth-pod-a", "mac": "6a:91:0d:33:e2:7b",
+            "host_mac": "0e:5c:21:8a:4f:10", "changed": true}]
 """
 
 import os
@@ -190,41 +255,51 @@ def namespace_state(name):
     return pod.NS_PRESENT, (entry.st_dev, entry.st_ino)
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            iproute.COMMON_ARGS,
-            name=dict(type="str", required=True),
-            ifname=dict(type="str", default=pod.DEFAULT_IFNAME),
-            host_ifname=dict(type="str"),
-            address=dict(type="str"),
-            gateway=dict(type="str", default=pod.DEFAULT_GATEWAY),
-            mtu=dict(type="int"),
-            proxy_arp=dict(type="bool", default=True),
-            forwarding=dict(type="bool", default=True),
-            host_route=dict(type="bool", default=True),
-        ),
-        required_if=[("state", "present", ["address"])],
-        supports_check_mode=True,
-    )
-    params = module.params
-    want = iproute.fail_on_invalid(
-        module, pod.wanted, params["name"], params["ifname"], params["host_ifname"], params["address"],
-        params["gateway"], params["mtu"], params["proxy_arp"], params["host_route"], params["state"],
-        params["netns"], params["forwarding"])
-    ip = iproute.IpRoute(module, params["netns"])
-    name = want["name"]
+POD_OPTIONS = dict(
+    ifname=dict(type="str", default=pod.DEFAULT_IFNAME),
+    host_ifname=dict(type="str"),
+    address=dict(type="str"),
+    gateway=dict(type="str", default=pod.DEFAULT_GATEWAY),
+    mtu=dict(type="int"),
+    proxy_arp=dict(type="bool", default=True),
+    forwarding=dict(type="bool", default=True),
+    host_route=dict(type="bool", default=True),
+)
 
+
+def _wanted(item, node_netns, where=""):
+    try:
+        return pod.wanted(item["name"], item["ifname"], item["host_ifname"], item["address"], item["gateway"],
+                          item["mtu"], item["proxy_arp"], item["host_route"], item["state"], node_netns,
+                          item["forwarding"])
+    except validate.PodnetError as exc:
+        raise validate.PodnetError(where + str(exc))
+
+
+def wanted_pods(params):
+    """The pods to converge, validated (all of them before anything changes)."""
+    if params["pods"] is None:
+        return [_wanted(params, params["netns"])]
+    wants = [_wanted(item, params["netns"], "pods[%d]." % index) for index, item in enumerate(params["pods"])]
+    for key in ("name", "host_ifname"):
+        values = [want[key] for want in wants]
+        for index, value in enumerate(values):
+            if value in values[:index]:
+                raise validate.PodnetError("pods[%d].%s: %r is already pods[%d]'s"
+                                           % (index, key, value, values.index(value)))
+    return wants
+
+
+def plan_pod(module, ip, want, node_links, node_routes):
+    """Read one pod and plan it: (steps, before, after, facts, is_ours); fails before any change."""
+    name = want["name"]
     namespace, identity = namespace_state(name)
     if identity is not None:
-        node_ns = os.path.join(NETNS_DIR, params["netns"]) if params["netns"] else "/proc/self/ns/net"
+        node_ns = os.path.join(NETNS_DIR, module.params["netns"]) if module.params["netns"] else "/proc/self/ns/net"
         node_stat = os.stat(node_ns)
         if identity == (node_stat.st_dev, node_stat.st_ino):
             module.fail_json(msg="name: %r is the node's own network namespace (the one the module "
                                  "operates in); a pod needs its own namespace" % name)
-
-    node_links = ip.links()
-    node_routes = ip.read_json("ip", ["route", "show", "table", "main"])
     pod_links = pod_routes = None
     if namespace == pod.NS_PRESENT:
         pod_links = ip.read_json("ip", ["-details", "addr", "show"], netns=name)
@@ -246,17 +321,20 @@ def main():
         steps, before, after, facts, warnings = pod.plan(
             want, namespace, node_links, node_routes, peer_ns, pod_links, pod_routes, sysctls, macs)
     except validate.PodnetError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc) if module.params["pods"] is None else "pod %s: %s" % (name, exc))
     for warning in warnings:
         module.warn(warning)
+    return steps, before, after, facts, is_ours
 
-    outer = None
+
+def apply(module, ip, name, steps, outer):
+    """Run one pod's steps; ``outer``: [the mount namespace for ip netns add/del], found once."""
     for where, args in steps:
         if where == "ns":
-            if outer is None:
-                outer = outer_mount_ns() or ""
-            if outer:
-                argv = [ip.bin("nsenter"), "--mount=" + outer, ip.bin("ip")] + args
+            if not outer:
+                outer.append(outer_mount_ns() or "")
+            if outer[0]:
+                argv = [ip.bin("nsenter"), "--mount=" + outer[0], ip.bin("ip")] + args
                 ip.commands.append(argv)
                 if not module.check_mode:
                     ip._call(argv)
@@ -269,9 +347,44 @@ def main():
         else:
             ip.run("ip", args)
 
-    if module.check_mode and not is_ours:
-        facts = dict(host_mac=None, mac=None)
-    ip.result(bool(steps), before=before, after=after, host_ifname=want["host_ifname"], **facts)
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            iproute.COMMON_ARGS,
+            name=dict(type="str"),
+            pods=dict(type="list", elements="dict", options=dict(
+                POD_OPTIONS, name=dict(type="str", required=True),
+                state=dict(type="str", default="present", choices=["present", "absent"]))),
+            **POD_OPTIONS
+        ),
+        required_one_of=[("name", "pods")],
+        mutually_exclusive=[("name", "pods"), ("pods", "address"), ("pods", "host_ifname")],
+        required_if=[("state", "present", ["address", "pods"], True)],
+        supports_check_mode=True,
+    )
+    wants = iproute.fail_on_invalid(module, wanted_pods, module.params)
+    ip = iproute.IpRoute(module, module.params["netns"])
+
+    # The node is read once for every pod: each pod's plan looks only at its own host veth and routes.
+    node_links = ip.links()
+    node_routes = ip.read_json("ip", ["route", "show", "table", "main"])
+    plans = [plan_pod(module, ip, want, node_links, node_routes) for want in wants]
+
+    outer, results = [], []
+    for want, (steps, before, after, facts, is_ours) in zip(wants, plans):
+        apply(module, ip, want["name"], steps, outer)
+        if module.check_mode and not is_ours:
+            facts = dict(host_mac=None, mac=None)
+        results.append(dict(facts, name=want["name"], host_ifname=want["host_ifname"], changed=bool(steps)))
+    changed = any(result["changed"] for result in results)
+    if module.params["pods"] is None:
+        steps, before, after = plans[0][:3]
+        ip.result(changed, before=before, after=after, host_ifname=results[0]["host_ifname"],
+                  mac=results[0]["mac"], host_mac=results[0]["host_mac"])
+    else:
+        ip.result(changed, before=dict((w["name"], p[1]) for w, p in zip(wants, plans)),
+                  after=dict((w["name"], p[2]) for w, p in zip(wants, plans)), pods=results)
 
 
 if __name__ == "__main__":

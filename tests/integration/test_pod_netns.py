@@ -336,3 +336,41 @@ def test_netns_option_from_the_root_mount_namespace(module, node, namespaces):
     assert module("pod_netns", dict(params, state="absent")).changed
     assert not os.path.exists("/run/netns/" + pod) and podnet_routes(node) == []
     assert not module("pod_netns", dict(params, state="absent")).changed
+
+
+def test_several_pods_in_one_call(module, node, namespaces):
+    """The pods role's call: every pod of the node, validated and planned before anything changes."""
+    a, b, c = namespaces.name("p"), namespaces.name("p"), namespaces.name("p")
+    pods = [dict(name=a, host_ifname="veth-pa", address="192.168.10.10/24", mtu=1450),
+            dict(name=b, host_ifname="veth-pb", address="192.168.10.11/24", mtu=1450)]
+    before = snapshot(node)
+    check = module("pod_netns", {"pods": pods}, ns=node, check=True, diff=True)
+    assert check.changed and snapshot(node) == before and not os.path.exists("/run/netns/" + a)
+    assert set(check["diff"]["before"]) == {a, b}
+
+    first = module("pod_netns", {"pods": pods}, ns=node)
+    assert first.changed and [p["name"] for p in first["pods"]] == [a, b] and all(p["changed"] for p in first["pods"])
+    assert usable_from_root(a) and usable_from_root(b)
+    assert podnet_routes(node) == [("192.168.10.10", "veth-pa"), ("192.168.10.11", "veth-pb")]
+    ping(a, "192.168.10.11")
+    again = module("pod_netns", {"pods": pods}, ns=node, diff=True)
+    assert not again.changed and again["commands"] == [] and again["diff"]["before"] == again["diff"]["after"]
+
+    # One pod drifts, one is added: only those two change.
+    sh("ip", "link", "set", "veth-pb", "down", ns=node)
+    more = pods + [dict(name=c, host_ifname="veth-pc", address="192.168.10.12/24")]
+    changed = module("pod_netns", {"pods": more}, ns=node)
+    assert [p["changed"] for p in changed["pods"]] == [False, True, True], changed
+
+    # A bad entry anywhere in the list: refused, naming it, before any pod changes.
+    now = snapshot(node)
+    bad = [dict(more[0], state="absent"), dict(name=namespaces.name("p"), host_ifname="veth-pd", address="192.168.10.300/24")]
+    refused = module("pod_netns", {"pods": bad}, ns=node)
+    assert refused.failed and refused["msg"].startswith("pods[1].address"), refused
+    assert snapshot(node) == now and os.path.exists("/run/netns/" + a)
+    dup = module("pod_netns", {"pods": [more[0], dict(more[1], host_ifname="veth-pa")]}, ns=node)
+    assert dup.failed and "pods[1].host_ifname: 'veth-pa' is already pods[0]'s" in dup["msg"], dup
+
+    gone = module("pod_netns", {"pods": [dict(name=p["name"], host_ifname=p["host_ifname"], state="absent")
+                                         for p in more]}, ns=node)
+    assert gone.changed and podnet_routes(node) == [] and not any(os.path.exists("/run/netns/" + p) for p in (a, b, c))
