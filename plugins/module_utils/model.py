@@ -383,6 +383,10 @@ class Cluster(object):
                     iptables_chain=s["iptables_chain"],
                     pods=[dict(p, address="%s/%d" % (p["ip"], p["prefixlen"]), gateway=s["pod_gateway"], mtu=mtu)
                           for p in node.pods])
+        # podnet.fabric.pod_netns's pods option: every pod of the node in one call.
+        plan["pod_netns"] = [dict((k, p[k]) for k in ("name", "address", "host_ifname", "gateway", "mtu"))
+                             for p in plan["pods"]]
+        plan["pod_netns_absent"] = [dict(name=p["name"], host_ifname=p["host_ifname"], state="absent") for p in node.pods]
         routes = [dict(dst=p["ip"] + "/32", dev=p["host_ifname"], scope="link") for p in node.pods]
         tunnel_peers = []
         for peer in self.peers(name):

@@ -89,6 +89,10 @@ def test_host_gw_plan():
         {"dst": "192.168.10.10/32", "dev": "veth-pod-a", "scope": "link"},
         {"dst": "192.168.11.0/24", "via": "10.57.4.21", "dev": "eth0", "onlink": True}]
     assert plan["pods"][0]["address"] == "192.168.10.10/24" and plan["pods"][0]["gateway"] == "169.254.10.24"
+    # Exactly pod_netns's options, for its pods list (one call per node).
+    assert plan["pod_netns"] == [{"name": "pod-a", "address": "192.168.10.10/24", "host_ifname": "veth-pod-a",
+                                  "gateway": "169.254.10.24", "mtu": 1500}]
+    assert plan["pod_netns_absent"] == [{"name": "pod-a", "host_ifname": "veth-pod-a", "state": "absent"}]
     assert {t["kind"] for t in plan["absent_tunnels"]} == {"ipip", "vxlan"}
 
 
