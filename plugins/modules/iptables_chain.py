@@ -24,8 +24,8 @@ description:
   - With O(state=absent), every rule that jumps to the chain is deleted, then the chain.
   - O(chains) manages several chains of one table in the same single read and single
     transaction (podnet's node role writes its forward, policy and INPUT chains with one task).
-    The module orders them itself: a chain after its parent and after the chains its rules
-    jump to, and the chains that go last; each is planned against what the ones before leave.
+    The module orders them itself (a chain after its parent and after the chains its rules
+    jump to, and the chains that go last); each is planned against what the ones before leave.
 author:
   - podnet developers (@podnet)
 extends_documentation_fragment:
