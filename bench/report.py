@@ -449,11 +449,13 @@ def analysis(data):
             "does a whole node's work in %s s. So nearly all of the time is Ansible's fixed cost per invocation "
             "(task, worker fork, connection, AnsiballZ, importing `AnsibleModule`), and the ratio naive/podnet is the "
             "ratio of invocation counts, a little less because podnet's modules each do more (reads, plans). "
-            "podnet is %s× its floor in CPU: its own work is small. To be 5× faster than naive at this N with "
-            "today's cost per invocation, podnet would have to make at most %.0f invocations per host instead of %d: "
-            "%s." % (
+            "podnet is %s× its floor in CPU: its own work is small. %s (per host: %s)." % (
                 mode, n, p, nv, nv / float(p), per_p, per_n, cpu_f / (p * n) if cpu_f else 0.0,
-                fmt(cpu_s / n if cpu_s else None, 3), fmt(ratio(cpu_p, cpu_f), 2), budget, p,
+                fmt(cpu_s / n if cpu_s else None, 3), fmt(ratio(cpu_p, cpu_f), 2),
+                ("Being 5× faster than naive at this N allows at most %.1f invocations per host at today's cost "
+                 "per invocation; podnet makes %d" if budget >= p else
+                 "To be 5× faster than naive at this N with today's cost per invocation, podnet would have to make "
+                 "at most %.1f invocations per host instead of %d") % (budget, p),
                 ", ".join("%g× %s" % (c / float(n), a.split(".")[-1])
                           for a, c in sorted(actions.items(), key=lambda x: (-x[1], x[0])))))
     lines.append("- naive's invocations grow with N (one route, and for vxlan one FDB entry, per peer and node) while "
