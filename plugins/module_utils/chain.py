@@ -315,11 +315,14 @@ def plan(want, text, check_mode=False):
     return ["*%s" % want["table"]] + body + ["COMMIT"], before, after
 
 
-def order(wants):
-    """The chains in the order one transaction must write them: a chain that is present comes
-    after its parent and after the chains its rules jump to (when those are listed too); the
-    chains that go come last. Refuses a duplicate, a cycle, and a present chain that needs one
-    that goes."""
+def order(wants, chains=None):
+    """The chains in the order one transaction must write them, against the live ``chains``
+    (``parse()``): a chain that is present comes after its parent and after the chains its rules
+    jump to (when those are listed too); the chains that go come last, each before the chains
+    its live rules jump to. So a jump is removed by deleting (or rewriting) the chain that holds
+    it, never by a ``-D`` followed later by a flush of the same chain, which iptables-nft 1.8.9
+    turns into "CHAIN_DEL failed (Device or resource busy)" for the chain jumped to. Refuses a
+    duplicate, a cycle, and a present chain that needs one that goes."""
     names = [want["name"] for want in wants]
     duplicates = sorted(set(name for name in names if names.count(name) > 1))
     if duplicates:
@@ -346,7 +349,26 @@ def order(wants):
         done.add(ready[0]["name"])
         result.append(ready[0])
         pending.remove(ready[0])
-    return result + [want for want in wants if want["state"] == "absent"]
+    # The chains that go: a chain before the ones it jumps to now (iptables has no jump loops).
+    pending = [want for want in wants if want["state"] == "absent"]
+    while pending:
+        targets = set()
+        for want in pending:
+            targets.update(_targets((chains or {}).get(want["name"], [])))
+        ready = [want for want in pending if want["name"] not in targets] or pending
+        result.append(ready[0])
+        pending.remove(ready[0])
+    return result
+
+
+def _targets(items):
+    """The chains that a chain's live rules jump or go to."""
+    found = set()
+    for item, raw in items:
+        match = re.search(r"(?:^|\s)-[jg] (\S+)", raw)
+        if match:
+            found.add(match.group(1))
+    return found
 
 
 def plan_many(wants, table, text, check_mode=False):
@@ -354,7 +376,7 @@ def plan_many(wants, table, text, check_mode=False):
     {name: after}), each chain planned against what the ones before it leave."""
     chains = parse(text)
     body, before, after = [], {}, {}
-    for want in order(wants):
+    for want in order(wants, chains):
         lines, before[want["name"]], after[want["name"]] = _plan_one(want, chains, check_mode)
         body += lines
     if not body:

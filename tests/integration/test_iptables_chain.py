@@ -133,6 +133,13 @@ def test_several_chains_one_transaction_lifecycle(module, node):
     again = module("iptables_chain", node_chains(), ns=node, diff=True)
     assert not again.changed and again["commands"] == [] and again["diff"]["before"] == again["diff"]["after"]
 
+    # Everything goes at once, the policy included, listed as the teardown role lists them (the
+    # policy chain first): one transaction, nothing left.
+    teardown = {"chains": [{"name": name, "state": "absent"} for name in ("PODNET-POLICY", "PODNET-INPUT", "PODNET-FORWARD")]}
+    gone = module("iptables_chain", teardown, ns=node)
+    assert gone.changed and len(gone["commands"]) == 1 and rules(node) == before, gone
+    assert module("iptables_chain", node_chains(), ns=node).changed
+
     # The policy goes: the forward chain loses its jump and the policy chain goes, in one transaction.
     nopolicy = module("iptables_chain", node_chains(policy=False), ns=node)
     assert nopolicy.changed and len(nopolicy["commands"]) == 1
