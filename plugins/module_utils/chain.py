@@ -352,23 +352,11 @@ def order(wants, chains=None):
     # The chains that go: a chain before the ones it jumps to now (iptables has no jump loops).
     pending = [want for want in wants if want["state"] == "absent"]
     while pending:
-        targets = set()
-        for want in pending:
-            targets.update(_targets((chains or {}).get(want["name"], [])))
-        ready = [want for want in pending if want["name"] not in targets] or pending
+        names = set(want["name"] for want in pending)
+        ready = [want for want in pending if not names.intersection(_jumps(chains or {}, want["name"]))] or pending
         result.append(ready[0])
         pending.remove(ready[0])
     return result
-
-
-def _targets(items):
-    """The chains that a chain's live rules jump or go to."""
-    found = set()
-    for item, raw in items:
-        match = re.search(r"(?:^|\s)-[jg] (\S+)", raw)
-        if match:
-            found.add(match.group(1))
-    return found
 
 
 def plan_many(wants, table, text, check_mode=False):

@@ -328,13 +328,11 @@ def plan_pod(module, ip, want, node_links, node_routes):
 
 
 def apply(module, ip, name, steps, outer):
-    """Run one pod's steps; ``outer``: [the mount namespace for ip netns add/del], found once."""
+    """Run one pod's steps; ``outer``: the mount namespace for ``ip netns add/del`` ("": this one)."""
     for where, args in steps:
         if where == "ns":
-            if not outer:
-                outer.append(outer_mount_ns() or "")
-            if outer[0]:
-                argv = [ip.bin("nsenter"), "--mount=" + outer[0], ip.bin("ip")] + args
+            if outer:
+                argv = [ip.bin("nsenter"), "--mount=" + outer, ip.bin("ip")] + args
                 ip.commands.append(argv)
                 if not module.check_mode:
                     ip._call(argv)
@@ -371,7 +369,9 @@ def main():
     node_routes = ip.read_json("ip", ["route", "show", "table", "main"])
     plans = [plan_pod(module, ip, want, node_links, node_routes) for want in wants]
 
-    outer, results = [], []
+    needs_outer = any(where == "ns" for plan in plans for where, args in plan[0])
+    outer = (outer_mount_ns() or "") if needs_outer else ""
+    results = []
     for want, (steps, before, after, facts, is_ours) in zip(wants, plans):
         apply(module, ip, want["name"], steps, outer)
         if module.check_mode and not is_ours:
@@ -379,9 +379,9 @@ def main():
         results.append(dict(facts, name=want["name"], host_ifname=want["host_ifname"], changed=bool(steps)))
     changed = any(result["changed"] for result in results)
     if module.params["pods"] is None:
-        steps, before, after = plans[0][:3]
-        ip.result(changed, before=before, after=after, host_ifname=results[0]["host_ifname"],
-                  mac=results[0]["mac"], host_mac=results[0]["host_mac"])
+        one = dict(results[0])
+        del one["name"], one["changed"]
+        ip.result(changed, before=plans[0][1], after=plans[0][2], **one)
     else:
         ip.result(changed, before=dict((w["name"], p[1]) for w, p in zip(wants, plans)),
                   after=dict((w["name"], p[2]) for w, p in zip(wants, plans)), pods=results)
