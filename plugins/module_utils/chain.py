@@ -23,12 +23,14 @@ import shlex
 import socket
 
 from ansible_collections.podnet.fabric.plugins.module_utils import validate
+from ansible_collections.podnet.fabric.plugins.module_utils.plan import Plan
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
 TABLES = ("filter", "mangle", "nat", "raw", "security")
 CTSTATES = ("DNAT", "ESTABLISHED", "INVALID", "NEW", "RELATED", "SNAT", "UNTRACKED")
 RULE_KEYS = ("source", "destination", "in_interface", "out_interface", "protocol",
              "destination_port", "ctstate", "comment", "jump")
+CHAIN_KEYS = ("name", "parent", "position", "rules", "state")
 # The comment on the rule that jumps to podnet's chain.
 JUMP_COMMENT = "podnet"
 # iptables chain and target names: at most 28 characters (XT_EXTENSION_MAXNAMELEN - 1).
@@ -44,6 +46,7 @@ _NAMES = {1: "icmp", 6: "tcp", 17: "udp"}
 
 
 def chain_name(value, option):
+    """An iptables chain or target name (at most 28 characters); the message starts with ``option``."""
     if not isinstance(value, str) or not _CHAIN_RE.match(value):
         raise PodnetError("%s: %r is not a valid chain name (letters, digits, _ and -, at most 28 "
                           "characters)" % (option, value))
@@ -79,11 +82,6 @@ def empty_rule():
 
 def rule(item, where):
     """Validate and normalise one wanted rule (a dict)."""
-    if not isinstance(item, dict):
-        raise PodnetError("%s: each rule must be a dict with at least jump" % where)
-    unknown = sorted(k for k in item if k not in RULE_KEYS)
-    if unknown:
-        raise PodnetError("%s: unknown key(s) %s; allowed: %s" % (where, ", ".join(unknown), ", ".join(RULE_KEYS)))
     result = empty_rule()
     for key in ("source", "destination"):
         if item.get(key) not in (None, ""):
@@ -136,10 +134,10 @@ def _want(item, table, where):
     if state not in ("present", "absent"):
         raise PodnetError("%sstate: %r is not present or absent" % (where, state))
     rules = []
-    for index, one in enumerate(item.get("rules") or []):
-        one = rule(one, "%srules[%d]" % (where, index))
+    for place, one in validate.entries(item.get("rules"), where + "rules", RULE_KEYS, "rule"):
+        one = rule(one, place)
         if one["jump"] == name:
-            raise PodnetError("%srules[%d].jump: a rule of %s cannot jump to %s itself" % (where, index, name, name))
+            raise PodnetError("%s.jump: a rule of %s cannot jump to %s itself" % (place, name, name))
         rules.append(one)
     return dict(name=name, table=table, parent=parent, position=position, rules=rules, state=state)
 
@@ -159,11 +157,8 @@ def wanted(params):
 def wanted_many(params):
     """Validate the module's O(chains) into a list of wanted chains (one table for all)."""
     table = _table(params)
-    items = params.get("chains") or []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise PodnetError("chains[%d]: each chain must be a dict with at least name" % index)
-    return [_want(item, table, "chains[%d]." % index) for index, item in enumerate(items)]
+    items = list(validate.entries(params.get("chains"), "chains", CHAIN_KEYS, "chain"))
+    return [_want(item, table, where + ".") for where, item in items]
 
 
 def args(item):
@@ -304,15 +299,13 @@ def _plan_one(want, chains, check_mode):
 
 
 def plan(want, text, check_mode=False):
-    """(restore script lines or [], before, after) for ``want`` against ``iptables -S`` output.
+    """A ``Plan`` (restore script lines or [], before, after) for ``want`` against ``iptables -S`` output.
 
     A missing parent fails, except in check mode, where an earlier task that would have made it
     (podnet's forward chain, on a fresh node) did not run: the plan then assumes it empty.
     """
     body, before, after = _plan_one(want, parse(text), check_mode)
-    if not body:
-        return [], before, after
-    return ["*%s" % want["table"]] + body + ["COMMIT"], before, after
+    return Plan(_script(want["table"], body), before, after)
 
 
 def order(wants, chains=None):
@@ -360,13 +353,16 @@ def order(wants, chains=None):
 
 
 def plan_many(wants, table, text, check_mode=False):
-    """One transaction for several chains of ``table``: (script or [], {name: before},
+    """One transaction for several chains of ``table``: a ``Plan`` (script or [], {name: before},
     {name: after}), each chain planned against what the ones before it leave."""
     chains = parse(text)
     body, before, after = [], {}, {}
     for want in order(wants, chains):
         lines, before[want["name"]], after[want["name"]] = _plan_one(want, chains, check_mode)
         body += lines
-    if not body:
-        return [], before, after
-    return ["*%s" % table] + body + ["COMMIT"], before, after
+    return Plan(_script(table, body), before, after)
+
+
+def _script(table, body):
+    """The iptables-restore script for ``body`` lines in ``table`` (none when there is no body)."""
+    return ["*%s" % table] + body + ["COMMIT"] if body else []
