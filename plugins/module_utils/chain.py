@@ -13,7 +13,8 @@ match, a negation, a goto) never equals a wanted rule, so the chain is rewritten
 
 ``plan()`` returns one ``iptables-restore --noflush`` script: the chain is declared (which
 creates it, or empties it when it exists) and refilled in one atomic transaction, then the
-jump is put at its position.  Only the chain and the jumps to it are ever touched.
+jump is put at its position.  Only the chain and the jumps to it are ever touched; a jump is
+deleted by its rule spec, never by a number (see ``_deletes``).
 """
 
 from __future__ import annotations
@@ -250,6 +251,17 @@ def _jumps(chains, name):
     return found
 
 
+def _deletes(chains, chain, numbers):
+    """``-D CHAIN <rule spec>`` lines for the rules ``numbers`` of ``chain`` (which are then dropped
+    from ``chains``).  By spec, never by number: another writer (docker, kube-proxy, firewalld) may
+    insert or delete rules between podnet's read and its write, and a number read earlier would
+    then name somebody else's rule.  Each ``-D`` removes the first rule that matches, so
+    identical copies go one ``-D`` each; a rule that has gone meanwhile fails the transaction."""
+    lines = ["-D %s%s" % (chain, chains[chain][number - 1][1].strip()[len("-A " + chain):]) for number in sorted(numbers, reverse=True)]
+    chains[chain] = [item for index, item in enumerate(chains[chain]) if index + 1 not in numbers]
+    return lines
+
+
 def _show(chain, items):
     """Live rules as lines, rendered like wanted ones when podnet could have written them."""
     return [line(chain, item) if item is not None else raw for item, raw in items]
@@ -270,8 +282,7 @@ def _plan_one(want, chains, check_mode):
         if not exists:
             return [], before, after
         for chain in sorted(jumps):
-            body += ["-D %s %d" % (chain, number) for number in sorted(jumps[chain], reverse=True)]
-            chains[chain] = [item for index, item in enumerate(chains[chain]) if index + 1 not in jumps[chain]]
+            body += _deletes(chains, chain, jumps[chain])
         body += ["-F %s" % name, "-X %s" % name]
         del chains[name]
         return body, before, after
@@ -290,11 +301,9 @@ def _plan_one(want, chains, check_mode):
         position = min(want["position"], len(chains[parent]) - len(mine) + 1)
         jump = dict(chain=parent, position=position)
         if mine != [position] or chains[parent][position - 1][0] != jump_rule(name):
-            body += ["-D %s %d" % (parent, number) for number in sorted(mine, reverse=True)]
+            body += _deletes(chains, parent, mine)
             body.append(line(parent, jump_rule(name), "-I", position))
-            kept = [item for index, item in enumerate(chains[parent]) if index + 1 not in mine]
-            kept.insert(position - 1, (jump_rule(name), line(parent, jump_rule(name))))
-            chains[parent] = kept
+            chains[parent].insert(position - 1, (jump_rule(name), line(parent, jump_rule(name))))
     return body, before, dict(exists=True, rules=rules, jump=jump)
 
 

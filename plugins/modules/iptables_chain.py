@@ -22,6 +22,10 @@ description:
   - Rules compare as data, not text, so a protocol that C(/etc/protocols) names differently
     (4 is C(ipencap) on Debian, C(ipv4) elsewhere) is still the same rule.
   - With O(state=absent), every rule that jumps to the chain is deleted, then the chain.
+  - A jump is deleted by its rule spec (C(-D CHAIN -m comment --comment podnet -j NAME)), never by
+    a rule number read earlier, so rules that other writers (docker, kube-proxy, firewalld) insert
+    or delete between the read and the transaction are never hit; a jump that went meanwhile makes
+    the transaction fail whole. Every call waits for the xtables lock (C(-w)).
   - O(chains) manages several chains of one table in the same single read and single
     transaction (podnet's node role writes its forward, policy and INPUT chains with one task).
     The module orders them itself (a chain after its parent and after the chains its rules
