@@ -230,7 +230,7 @@ pods:
 
 import os
 
-from ansible_collections.podnet.fabric.plugins.module_utils import pod, skeleton, validate
+from ansible_collections.podnet.fabric.plugins.module_utils import pod, skeleton
 from ansible_collections.podnet.fabric.plugins.module_utils.netns import NETNS_DIR
 from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
