@@ -89,6 +89,8 @@ def machine_section(data):
                 "/".join(str(r) for r in sorted(set(
                     len(m.get("podnet_first") or []) for e in data.get("control", []) for m in e["modes"].values()))),
                 args.get("pods"), ", ".join(mode_names(data)), fmt((data.get("wall") or 0) / 60.0, 0, " min")))]
+    if not data.get("control"):
+        rows = [row for row in rows if row[0] != "run"]
     return "## Machine and versions\n\n" + table(["", ""], rows)
 
 
@@ -314,6 +316,84 @@ def data_section(data):
                data.get("args", {}).get("ping_count")) + "\n\n".join(out)
 
 
+GOAL_SCALE = 1.3   # stubbed site.yml: CPU per node at the largest N within 1.3x of N=16's, and of do-nothing's
+
+
+def ms(seconds):
+    return fmt(None if seconds is None else 1000.0 * seconds, 0, " ms")
+
+
+def scale_rows(scale):
+    rows = []
+    for e in scale.get("runs") or []:
+        site, nothing = e.get("site") or {}, e.get("nothing") or {}
+        ok = not site.get("error")
+        rows.append([e["n"], ms(site.get("cpu_per_node")) if ok else "failed", ms(nothing.get("cpu_per_node")),
+                     fx(ratio(site.get("cpu_per_node"), nothing.get("cpu_per_node"))) if ok else "–",
+                     fmt(site.get("wall")) if ok else "–", fmt(nothing.get("wall")), fmt(site.get("cpu")) if ok else "–",
+                     "%s / %s" % (site.get("modules_max", "–"), site.get("controller_max", "–"))])
+    return rows
+
+
+SCALE_HEADER = ["N", "site.yml CPU per node", "do-nothing CPU per node", "site.yml / do-nothing", "site.yml wall s",
+                "do-nothing wall s", "site.yml CPU s", "tasks per host: module / controller-only"]
+
+
+def scale_goals(scale):
+    runs = dict((e["n"], e) for e in scale.get("runs") or [] if not (e.get("site") or {}).get("error"))
+    if not runs:
+        return ""
+    top = max(runs)
+    site = runs[top]["site"]["cpu_per_node"]
+    nothing = (runs[top].get("nothing") or {}).get("cpu_per_node")
+    rows = []
+    if 16 in runs and top != 16:
+        rows.append(["CPU per node, N=%d / N=16" % top, fx(site / runs[16]["site"]["cpu_per_node"]), "≤ " + fx(GOAL_SCALE)])
+    if nothing:
+        rows.append(["CPU per node at N=%d, site.yml / do-nothing" % top, fx(site / nothing), "≤ " + fx(GOAL_SCALE)])
+    for row in rows:
+        row.append("met" if float(row[1].rstrip("×")) <= GOAL_SCALE else "missed")
+    return table(["ratio", "measured", "goal", ""], rows)
+
+
+def scale_section(data, images):
+    scale, before = data.get("scale"), data.get("scale_before")
+    if not (scale or before):
+        return ""
+    any_run = (scale or before)
+    out = ["## Scale: controller cost with module execution stubbed",
+           "`bench/run --scale-only` (part of `make bench`): `site.yml` in %s mode, one pod per node, on a generated "
+           "inventory of N nodes (node_ip in %s, one underlay subnet; pod_cidr the N first /24s from 10.244.0.0), "
+           "and beside it a **do-nothing** playbook of the same shape (as many plays, and per play as many module "
+           "and controller-only tasks per host as site.yml had: `ansible.builtin.ping` and `set_fact`), both through "
+           "the connection `bench/connection_plugins/bench_stub.py`: every module's payload is built (AnsiballZ, "
+           "with its arguments) and handed over, and answered at once with a canned result (node_facts: eth0 "
+           "holding node_ip, MTU 1500, a route to the pod gateway, rp_filter 0, no tunnels), so only Ansible and "
+           "podnet's controller work run: validation, planning, templating, building the payloads. forks as in "
+           "ansible.cfg; one run per N. CPU is user+sys of the whole process tree, per node = total / N. Work that "
+           "must grow with N is each node's own peer list; everything else should be constant per node, so CPU per "
+           "node should stay flat." % (any_run.get("mode", "vxlan"), "10.96.0.0/16")]
+    if scale:
+        out.append("### The code measured (%s)\n\n" % ", ".join(src["path"] for src in scale.get("sources", []))
+                   + table(SCALE_HEADER, scale_rows(scale)))
+        goals = scale_goals(scale)
+        if goals:
+            out.append("Goals (issue 10, acceptance 1):\n\n" + goals)
+    if before:
+        srcs = before.get("sources", [])
+        code = ", ".join("HEAD %s" % (src.get("code") or {}).get("commit") for src in srcs if src.get("code"))
+        out.append(("### Before: the code of %s (%s)\n\n" % (code or "the run", ", ".join(src["path"] for src in srcs)))
+                   + table(SCALE_HEADER, scale_rows(before)))
+        measured = set(e["n"] for e in before.get("runs") or [])
+        wanted = set(e["n"] for e in (scale or {}).get("runs") or [])
+        if wanted - measured:
+            out.append("Not run for this code: N = %s (it grows faster than linearly per node; nothing is "
+                       "extrapolated)." % ", ".join(str(n) for n in sorted(wanted - measured)))
+    if any(os.path.basename(i) == "benchmarks-scale.png" for i in images):
+        out.append("![controller CPU per node vs N, modules stubbed](benchmarks-scale.png)")
+    return "\n\n".join(out)
+
+
 # -- plots ------------------------------------------------------------------------------------
 
 
@@ -390,6 +470,35 @@ def plots(data, png_dir):
         ax.set_title("each mode as a fraction of its underlay")
         fig.tight_layout()
         path = os.path.join(png_dir, "benchmarks-throughput.png")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        made.append(path)
+    scale_series = [(label, section) for label, section in (("", data.get("scale")), ("before: ", data.get("scale_before")))
+                    if section and section.get("runs")]
+    if scale_series:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        ticks = set()
+        for label, section in scale_series:
+            dashed = "--" if label else "-"
+            for key, name, color, marker in (("site", "site.yml", "tab:blue", "s"),
+                                              ("nothing", "do-nothing playbook", "k", "^")):
+                points = [(e["n"], 1000.0 * e[key]["cpu_per_node"]) for e in section["runs"]
+                          if e.get(key) and not e[key].get("error") and e[key].get("cpu_per_node") is not None]
+                if points:
+                    ticks.update(n for n, _ in points)
+                    ax.plot([p[0] for p in points], [p[1] for p in points], dashed, color=color, marker=marker,
+                            label=label + name, alpha=0.55 if label else 1.0)
+        ax.set_title("controller CPU per node vs N (%s, modules stubbed)" % scale_series[0][1].get("mode", "vxlan"))
+        ax.set_xlabel("nodes (N)")
+        ax.set_ylabel("CPU per node, ms (user+sys)")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(ticks))
+        ax.set_xticklabels([str(n) for n in sorted(ticks)])
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = os.path.join(png_dir, "benchmarks-scale.png")
         fig.savefig(path, dpi=100)
         plt.close(fig)
         made.append(path)
@@ -492,6 +601,7 @@ def render(data, json_path, images):
         parts.append(analysis(data))
         parts.append(forks_section(data))
         parts.append(teardown_section(data))
+    parts.append(scale_section(data, images))
     parts.append(data_section(data))
     parts.append(errors_section(data))
     if any(os.path.basename(i) == "benchmarks-throughput.png" for i in images):
@@ -500,35 +610,54 @@ def render(data, json_path, images):
 
 
 def merge(paths):
-    data = None
+    loaded = []
     for path in paths:
         with open(path) as handle:
-            more = json.load(handle)
+            loaded.append((path, json.load(handle)))
+    # In the order they were measured: a later run's entries replace an earlier one's of the same N.
+    loaded.sort(key=lambda item: item[1].get("started") or "")
+    data = None
+    for path, more in loaded:
         source = dict(path=os.path.basename(path), code=more.get("code"))
+        scale_runs = (more.pop("scale", None) or {}), more.get("label")
         if data is None:
             data = more
             data["control"] = list(data.get("control") or [])
             data["sources"] = [source]
-            continue
-        data["sources"].append(source)
-        for key in ("machine", "args", "started"):   # a partial run may lack them
-            if not data.get(key) and more.get(key):
-                data[key] = more[key]
-        by_n = dict((e["n"], e) for e in data["control"])
-        for e in more.get("control") or []:
-            measured = any(v for m in e.get("modes", {}).values() for k, v in m.items() if k != "clean")
-            if not measured and e["n"] in by_n:
-                # A run of the forks experiment alone (--reps 0): add it to the measured entry.
-                by_n[e["n"]].update((k, v) for k, v in e.items() if k.startswith("forks"))
-            else:
-                by_n[e["n"]] = e
-        data["control"] = list(by_n.values())
-        for key in ("data", "vm"):
-            if more.get(key):
-                data[key] = more[key]
-        data["wall"] = (data.get("wall") or 0) + (more.get("wall") or 0)
+        else:
+            data["sources"].append(source)
+            for key in ("machine", "args", "started"):   # a partial run may lack them
+                if not data.get(key) and more.get(key):
+                    data[key] = more[key]
+            by_n = dict((e["n"], e) for e in data["control"])
+            for e in more.get("control") or []:
+                measured = any(v for m in e.get("modes", {}).values() for k, v in m.items() if k != "clean")
+                if not measured and e["n"] in by_n:
+                    # A run of the forks experiment alone (--reps 0): add it to the measured entry.
+                    by_n[e["n"]].update((k, v) for k, v in e.items() if k.startswith("forks"))
+                else:
+                    by_n[e["n"]] = e
+            data["control"] = list(by_n.values())
+            for key in ("data", "vm"):
+                if more.get(key):
+                    data[key] = more[key]
+            data["wall"] = (data.get("wall") or 0) + (more.get("wall") or 0)
+        merge_scale(data, *scale_runs, source=source, machine=more.get("machine"))
     data["control"].sort(key=lambda e: e["n"])
     return data
+
+
+def merge_scale(data, scale, label, source, machine):
+    """The scale section's runs, by N (a later file wins); a run labelled 'before' goes apart."""
+    if not scale.get("runs"):
+        return
+    key = "scale_before" if label == "before" else "scale"
+    into = data.setdefault(key, dict((k, v) for k, v in scale.items() if k != "runs"))
+    into.setdefault("sources", []).append(dict(source, loadavg=[(machine or {}).get("loadavg_start"),
+                                                                (machine or {}).get("loadavg_end")]))
+    by_n = dict((e["n"], e) for e in into.get("runs") or [])
+    by_n.update((e["n"], e) for e in scale["runs"])
+    into["runs"] = [by_n[n] for n in sorted(by_n)]
 
 
 def main(argv=None):
