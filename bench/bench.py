@@ -525,7 +525,7 @@ def scale(args, workdir):
         os.makedirs(work, exist_ok=True)
         inventory = os.path.join(work, "inventory.json")
         scale_inventory(inventory, n, "s", os.path.join(work, "state"))
-        entry = dict(n=n)
+        entry = dict(n=n, loadavg_start=round(os.getloadavg()[0], 2))
         log("scale N=%d: site.yml, modules stubbed" % n)
         entry["site"] = site = stub_play(work, inventory, os.path.join(ROOT, "site.yml"), "site",
                                          "-e", "mode=" + args.scale_mode)

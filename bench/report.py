@@ -316,6 +316,7 @@ def data_section(data):
                data.get("args", {}).get("ping_count")) + "\n\n".join(out)
 
 
+SCALE_NS = (16, 64, 256, 1000)   # bench/run's default --scale-n
 GOAL_SCALE = 1.3   # stubbed site.yml: CPU per node at the largest N within 1.3x of N=16's, and of do-nothing's
 
 
@@ -331,12 +332,14 @@ def scale_rows(scale):
         rows.append([e["n"], ms(site.get("cpu_per_node")) if ok else "failed", ms(nothing.get("cpu_per_node")),
                      fx(ratio(site.get("cpu_per_node"), nothing.get("cpu_per_node"))) if ok else "–",
                      fmt(site.get("wall")) if ok else "–", fmt(nothing.get("wall")), fmt(site.get("cpu")) if ok else "–",
-                     "%s / %s" % (site.get("modules_max", "–"), site.get("controller_max", "–"))])
+                     "%s / %s" % (site.get("modules_max", "–"), site.get("controller_max", "–")),
+                     fmt(e.get("loadavg_start"), 1)])
     return rows
 
 
 SCALE_HEADER = ["N", "site.yml CPU per node", "do-nothing CPU per node", "site.yml / do-nothing", "site.yml wall s",
-                "do-nothing wall s", "site.yml CPU s", "tasks per host: module / controller-only"]
+                "do-nothing wall s", "site.yml CPU s", "tasks per host: module / controller-only",
+                "load average at start"]
 
 
 def scale_goals(scale):
@@ -356,6 +359,16 @@ def scale_goals(scale):
     return table(["ratio", "measured", "goal", ""], rows)
 
 
+def scale_loads(section):
+    """'load average (1 min) at the start / end of the run: ...' of each source of a scale section."""
+    loads = []
+    for src in section.get("sources") or []:
+        start, end = (src.get("loadavg") or [None, None])[:2]
+        if start or end:
+            loads.append("%s %s / %s" % (src["path"], fmt((start or [None])[0]), fmt((end or [None])[0])))
+    return ("Load average (1 min) at the start / end of the run: %s." % "; ".join(loads)) if loads else ""
+
+
 def scale_section(data, images):
     scale, before = data.get("scale"), data.get("scale_before")
     if not (scale or before):
@@ -370,12 +383,13 @@ def scale_section(data, images):
            "with its arguments) and handed over, and answered at once with a canned result (node_facts: eth0 "
            "holding node_ip, MTU 1500, a route to the pod gateway, rp_filter 0, no tunnels), so only Ansible and "
            "podnet's controller work run: validation, planning, templating, building the payloads. forks as in "
-           "ansible.cfg; one run per N. CPU is user+sys of the whole process tree, per node = total / N. Work that "
+           "ansible.cfg; one run per N. The load average (1 min) at the start of each N says how busy the shared "
+           "machine was. CPU is user+sys of the whole process tree, per node = total / N. Work that "
            "must grow with N is each node's own peer list; everything else should be constant per node, so CPU per "
            "node should stay flat." % (any_run.get("mode", "vxlan"), "10.96.0.0/16")]
     if scale:
         out.append("### The code measured (%s)\n\n" % ", ".join(src["path"] for src in scale.get("sources", []))
-                   + table(SCALE_HEADER, scale_rows(scale)))
+                   + table(SCALE_HEADER, scale_rows(scale)) + "\n\n" + scale_loads(scale))
         goals = scale_goals(scale)
         if goals:
             out.append("Goals (issue 10, acceptance 1):\n\n" + goals)
@@ -383,9 +397,9 @@ def scale_section(data, images):
         srcs = before.get("sources", [])
         code = ", ".join("HEAD %s" % (src.get("code") or {}).get("commit") for src in srcs if src.get("code"))
         out.append(("### Before: the code of %s (%s)\n\n" % (code or "the run", ", ".join(src["path"] for src in srcs)))
-                   + table(SCALE_HEADER, scale_rows(before)))
+                   + table(SCALE_HEADER, scale_rows(before)) + "\n\n" + scale_loads(before))
         measured = set(e["n"] for e in before.get("runs") or [])
-        wanted = set(e["n"] for e in (scale or {}).get("runs") or [])
+        wanted = set(SCALE_NS) | set(e["n"] for e in (scale or {}).get("runs") or [])
         if wanted - measured:
             out.append("Not run for this code: N = %s (it grows faster than linearly per node; nothing is "
                        "extrapolated)." % ", ".join(str(n) for n in sorted(wanted - measured)))
