@@ -688,7 +688,7 @@ def snapshot(dest):
     dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain"], capture_output=True, text=True,
                            check=False).stdout.splitlines()
     ROOT, BENCH = dest, os.path.join(dest, "bench")
-    return dict(commit=head, uncommitted_files=len(dirty))
+    return dict(commit=head, uncommitted_files=len(dirty), uncommitted=[line[3:] for line in dirty])
 
 
 def versions():

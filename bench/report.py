@@ -655,8 +655,10 @@ def merge(paths):
             for key in ("data", "vm"):
                 if more.get(key):
                     data[key] = more[key]
-            data["wall"] = (data.get("wall") or 0) + (more.get("wall") or 0)
         merge_scale(data, *scale_runs, source=source, machine=more.get("machine"))
+    # The wall time of the lab's runs (the scale section gives its own times).
+    data["wall"] = sum(more.get("wall") or 0 for _path, more in loaded
+                       if any(more.get(key) for key in ("control", "data", "vm")))
     data["control"].sort(key=lambda e: e["n"])
     return data
 
