@@ -495,11 +495,11 @@ def plots(data, png_dir):
         for label, section in scale_series:
             dashed = "--" if label else "-"
             for key, name, color, marker in (("site", "site.yml", "tab:blue", "s"),
-                                              ("nothing", "do-nothing playbook", "k", "^")):
+                                             ("nothing", "do-nothing playbook", "k", "^")):
                 points = [(e["n"], 1000.0 * e[key]["cpu_per_node"]) for e in section["runs"]
                           if e.get(key) and not e[key].get("error") and e[key].get("cpu_per_node") is not None]
                 if points:
-                    ticks.update(n for n, _ in points)
+                    ticks.update(p[0] for p in points)
                     ax.plot([p[0] for p in points], [p[1] for p in points], dashed, color=color, marker=marker,
                             label=label + name, alpha=0.55 if label else 1.0)
         ax.set_title("controller CPU per node vs N (%s, modules stubbed)" % scale_series[0][1].get("mode", "vxlan"))
