@@ -10,7 +10,8 @@ including building each module's payload (AnsiballZ: the module, its module_util
 arguments), which Ansible hands to ``exec_command`` as stdin (pipelining, always on here). Nothing
 runs on any host: no process is started, no file is written.
 
-The answer is read from the payload itself (the module's name and arguments):
+The answer depends on the payload (the module's name; node_facts' arguments); reading the name is the
+stub's only work, a search from the payload's end, small beside the rest:
 
 * ``podnet.fabric.node_facts``: a plausible ``podnet_underlay`` for the node_ip it was asked
   about: eth0 holds it (prefix length ``$PODNET_BENCH_STUB_PREFIXLEN``, default 16; MTU 1500), a
@@ -43,34 +44,43 @@ author:
 options: {}
 """
 
-# The AnsiballZ wrapper ends in ``_ansiballz_main(\nkey=repr(value),\n...)`` (ansible-core 2.19, 2.21).
-_ARG_RE = re.compile(r"^(module_fqn|ansible_module|params)=(.*),$", re.M)
+# The AnsiballZ wrapper ends in ``_ansiballz_main(\nkey=repr(value),\n...)`` (ansible-core 2.19, 2.21):
+# the module's name and its arguments come before the (large) zip data.
+_MAIN = b"_ansiballz_main("
+
+
+def _field(data, key, start, end):
+    """The repr'd value of ``key=...,`` on its own line of the wrapper (a repr has no raw newline)."""
+    at = data.find(b"\n" + key + b"=", start, end)
+    if at < 0:
+        return None
+    at += len(key) + 2
+    return to_text(data[at:data.find(b",\n", at, end)])
 
 
 def _payload(in_data):
-    """(module name, module args) from a pipelined AnsiballZ payload; (None, {}) otherwise."""
-    if not in_data:
-        return None, {}
-    text = to_text(in_data, errors="surrogate_or_strict")
-    # The arguments come last, after the module's zip data: search from the end.
-    tail = text[text.rfind("_ansiballz_main("):] if "_ansiballz_main(" in text else ""
-    found = dict((key, value) for key, value in _ARG_RE.findall(tail))
-    name = None
-    for key in ("module_fqn", "ansible_module"):
-        if key in found:
-            name = ast.literal_eval(found[key])
-            break
-    args = {}
-    if "params" in found:
-        args = json.loads(ast.literal_eval(found["params"])).get("ANSIBLE_MODULE_ARGS", {})
-    return name, args
+    """(module name, a function that reads its arguments' literal) from a pipelined AnsiballZ payload;
+    (None, None) from anything else."""
+    start = in_data.rfind(_MAIN) if in_data else -1
+    if start < 0:
+        return None, None
+    end = in_data.find(b"\nzip_data=", start)
+    end = len(in_data) if end < 0 else end + 1
+    name = _field(in_data, b"module_fqn", start, end) or _field(in_data, b"ansible_module", start, end)
+    return (ast.literal_eval(name) if name else None), (lambda: _field(in_data, b"params", start, end))
 
 
-def answer(name, args):
-    """The canned result of module ``name`` called with ``args``."""
+def _args(params):
+    """The module's arguments, read from the payload only where the answer needs them."""
+    literal = params() if params else None
+    return json.loads(ast.literal_eval(literal)).get("ANSIBLE_MODULE_ARGS", {}) if literal else {}
+
+
+def answer(name, params=None):
+    """The canned result of module ``name``; ``params()`` reads its arguments' literal."""
     short = (name or "").rsplit(".", 1)[-1]
     if short == "node_facts":
-        if not args.get("node_ip"):
+        if not _args(params).get("node_ip"):
             return dict(failed=True, msg="bench_stub: node_facts was called without node_ip")
         # What node_facts reads on a clean node whose eth0 holds node_ip in the bench's underlay.
         fact = dict(iface="eth0", prefixlen=int(os.environ.get("PODNET_BENCH_STUB_PREFIXLEN", "16")), mtu=1500,
@@ -95,10 +105,10 @@ class Connection(ConnectionBase):
 
     def exec_command(self, cmd, in_data=None, sudoable=True):
         super(Connection, self).exec_command(cmd, in_data=in_data, sudoable=sudoable)
-        name, args = _payload(in_data)
+        name, params = _payload(in_data)
         if name is None:
             return 0, b"", b""
-        return 0, json.dumps(answer(name, args)).encode(), b""
+        return 0, json.dumps(answer(name, params)).encode(), b""
 
     def put_file(self, in_path, out_path):
         super(Connection, self).put_file(in_path, out_path)
