@@ -29,7 +29,6 @@ from __future__ import annotations
 import ast
 import json
 import os
-import re
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.connection import ConnectionBase
