@@ -20,6 +20,11 @@ time to other jobs on the machine) and, for playbooks, module invocations per ho
 bench/callback_plugins/bench_count.py.  Between measured runs the lab is checked against its
 pristine state, so every first converge starts clean.
 
+Scale (``--scale-n``, ``--scale-only``): controller cost alone, at N up to 1000 without a lab:
+site.yml (vxlan, one pod per node) on a generated inventory and a do-nothing playbook of the same
+shape (per play as many module tasks, each a ping, and controller-only tasks, each a set_fact),
+every module run answered at once by bench/connection_plugins/bench_stub.py; wall and CPU per N.
+
 Data plane: a 2-node lab per mode: iperf3 TCP throughput and ping latency pod to pod across the
 nodes and node to node over the underlay (the reference), and the path MTU (largest DF ping).
 In the qemu VM (``--in-vm``) the same runs for ipip; the results go to the console.
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import datetime
+import ipaddress
 import json
 import os
 import platform
@@ -99,6 +105,9 @@ class Lab(object):
         self.logdir = os.path.join(workdir, "logs")
         os.makedirs(self.logdir, exist_ok=True)
         self.state_dir = os.path.join(workdir, "state")
+        if not 1 <= nodes <= 244 or not 1 <= pods <= 200:
+            # node_ip .10 to .253 of one /24 (the lab router takes .254); pod IPs .10 up in each /24.
+            raise ValueError("the lab takes 1 to 244 nodes and 1 to 200 pods per node, not %d and %d" % (nodes, pods))
         self.hosts = {}
         for i in range(1, nodes + 1):
             name = "n%d" % i
@@ -329,6 +338,9 @@ def _merge_actions(counts):
 # -- control plane ----------------------------------------------------------------------------
 
 
+KINDS = ("podnet", "naive", "shell", "floor")
+
+
 def control_plane(args, workdir, run_id):
     results = []
     for n in args.sizes:
@@ -341,12 +353,12 @@ def control_plane(args, workdir, run_id):
             for mode in args.modes:
                 entry["modes"][mode] = dict(podnet_first=[], podnet_rerun=[], podnet_teardown=[], naive_first=[],
                                             naive_rerun=[], shell_first=[], shell_rerun=[], floor=[], clean=[])
-            order = ["podnet", "naive", "shell", "floor"]
+            order = [k for k in KINDS if k in args.kinds]
             for rep in range(args.reps):
                 for mode in args.modes:
                     m = entry["modes"][mode]
                     # Rotate the order per repetition so that no kind always runs first (or last).
-                    for kind in order[rep % 4:] + order[:rep % 4]:
+                    for kind in order[rep % len(order):] + order[:rep % len(order)]:
                         log("N=%d %s rep %d: %s" % (n, mode, rep + 1, kind))
                         try:
                             measure(lab, mode, kind, m)
@@ -423,6 +435,122 @@ def forks_experiment(args, lab, entry):
 
 def lab_size(lab):
     return len(lab.hosts)
+
+
+# -- scale: controller cost with module execution stubbed ---------------------------------------
+
+SCALE_UNDERLAY = "10.96.0.0/16"   # every node's node_ip, one subnet (host-gw's on-link check passes)
+SCALE_POD_BASE = "10.244.0.0"     # node i's pod_cidr: the i-th /24 from here (10.244.0.0/24 ... 10.247.231.0/24 at 1000)
+
+
+def scale_inventory(path, n, prefix, state_dir):
+    """N nodes reached through the bench_stub connection, one pod each; returns the host names."""
+    underlay = ipaddress.IPv4Network(SCALE_UNDERLAY)
+    base = int(ipaddress.IPv4Address(SCALE_POD_BASE))
+    if n > underlay.num_addresses - 20 or base + 256 * n > int(ipaddress.IPv4Address("10.255.255.0")):
+        raise ValueError("--scale-n %d: too many nodes for the address plan" % n)
+    hosts = {}
+    for i in range(n):
+        cidr = ipaddress.IPv4Network((base + 256 * i, 24))
+        hosts["%s%d" % (prefix, i + 1)] = dict(
+            node_ip=str(underlay.network_address + 10 + i), pod_cidr=str(cidr),
+            pods=[dict(name="%s%dp1" % (prefix, i + 1), ip=str(cidr.network_address + 10), host_ifname="veth-p1")])
+    inventory = dict(nodes=dict(hosts=hosts, vars=dict(
+        ansible_connection="bench_stub", ansible_python_interpreter="/usr/bin/python3",
+        node_iface="eth0", podnet_state_dir=state_dir)))
+    with open(path, "w") as handle:
+        json.dump(inventory, handle)
+    return sorted(hosts)
+
+
+def stub_env(count_file):
+    return dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                ANSIBLE_FORCE_COLOR="0", PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
+                ANSIBLE_CALLBACK_PLUGINS=os.path.join(BENCH, "callback_plugins"),
+                ANSIBLE_CALLBACKS_ENABLED="bench_count", ANSIBLE_RETRY_FILES_ENABLED="0",
+                ANSIBLE_CONNECTION_PLUGINS=os.path.join(BENCH, "connection_plugins"),
+                PODNET_BENCH_STUB_PREFIXLEN=SCALE_UNDERLAY.split("/")[1], PODNET_BENCH_COUNT_FILE=count_file)
+
+
+def stub_play(workdir, inventory, playbook, label, *extra):
+    """One stubbed run: wall, CPU (user+sys of the process tree), rc, and the per-host counts."""
+    out = os.path.join(workdir, label + ".log")
+    count_file = os.path.join(workdir, label + ".count.json")
+    argv = [PLAYBOOK, "-i", inventory, playbook] + list(extra)
+    rc, wall, cpu = timed(argv, env=stub_env(count_file), out=out)
+    result = dict(wall=round(wall, 3), cpu=round(cpu, 3), rc=rc)
+    counts = {}
+    if os.path.exists(count_file):
+        with open(count_file) as handle:
+            counts = json.load(handle)
+    if counts:
+        result.update(hosts=len(counts), modules_max=max(c["modules"] for c in counts.values()),
+                      controller_max=max(c["controller"] for c in counts.values()),
+                      failed_total=sum(c["failed"] for c in counts.values()), by_action=_merge_actions(counts),
+                      plays=play_shape(counts))
+    if rc != 0 or result.get("failed_total"):
+        with open(out) as handle:
+            result["error"] = handle.read()[-3000:]
+    return result
+
+
+def play_shape(counts):
+    """Per play: its host pattern and the most module and controller-only results any host had in it."""
+    shape = []
+    for i in range(max(len(c.get("plays", [])) for c in counts.values())):
+        mine = [c["plays"][i] for c in counts.values() if len(c["plays"]) > i]
+        shape.append(dict(hosts=next((p["hosts"] for p in mine if p.get("hosts")), "nodes"),
+                          modules=max(p["modules"] for p in mine), controller=max(p["controller"] for p in mine)))
+    return shape
+
+
+def do_nothing_playbook(path, shape):
+    """site.yml's shape, play by play (as many module and controller-only tasks per host, most over
+    the hosts), every module task an ansible.builtin.ping, every controller-only task a set_fact."""
+    plays = []
+    for index, play in enumerate(shape):
+        tasks = [dict(name="Controller-only task %d" % (i + 1), **{"ansible.builtin.set_fact": {"nothing_%d" % i: i}})
+                 for i in range(play["controller"])]
+        tasks += [dict(name="Module task %d" % (i + 1), **{"ansible.builtin.ping": None}) for i in range(play["modules"])]
+        plays.append(dict(name="Play %d of site.yml's shape: %d module, %d controller-only tasks per host"
+                          % (index + 1, play["modules"], play["controller"]),
+                          hosts=play.get("hosts") or "nodes", gather_facts=False,
+                          tasks=tasks or [dict(name="Nothing", **{"ansible.builtin.meta": "noop"})]))
+    with open(path, "w") as handle:
+        handle.write("---\n# Generated by bench/bench.py (do_nothing_playbook).\n")
+        json.dump(plays, handle, indent=1)
+    return path
+
+
+def scale(args, workdir):
+    """site.yml (vxlan, one pod per node) and its do-nothing twin at each N, modules stubbed."""
+    results = dict(mode=args.scale_mode, pods_per_node=1, forks=os.environ.get("ANSIBLE_FORKS") or "ansible.cfg",
+                   connection="bench_stub", runs=[])
+    for n in args.scale_n:
+        work = os.path.join(workdir, "scale-%d" % n)
+        os.makedirs(work, exist_ok=True)
+        inventory = os.path.join(work, "inventory.json")
+        scale_inventory(inventory, n, "s", os.path.join(work, "state"))
+        entry = dict(n=n, loadavg_start=round(os.getloadavg()[0], 2))
+        log("scale N=%d: site.yml, modules stubbed" % n)
+        entry["site"] = site = stub_play(work, inventory, os.path.join(ROOT, "site.yml"), "site",
+                                         "-e", "mode=" + args.scale_mode)
+        if site.get("error") or not site.get("plays"):
+            log("scale N=%d: site.yml failed (rc %d): %s" % (n, site["rc"], (site.get("error") or "")[-1500:]))
+        else:
+            playbook = do_nothing_playbook(os.path.join(work, "do-nothing.yml"), site["plays"])
+            log("scale N=%d: the do-nothing playbook (%s)" % (n, ", ".join(
+                "%d+%d" % (p["modules"], p["controller"]) for p in site["plays"])))
+            entry["nothing"] = stub_play(work, inventory, playbook, "do-nothing")
+        for key in ("site", "nothing"):
+            if entry.get(key):
+                entry[key]["cpu_per_node"] = round(entry[key]["cpu"] / n, 4)
+        log("scale N=%d: site.yml %.1f s wall, %.0f ms CPU per node; do-nothing %s" % (
+            n, site["wall"], 1000 * site["cpu"] / n, "%.1f s wall, %.0f ms CPU per node" % (
+                entry["nothing"]["wall"], 1000 * entry["nothing"]["cpu"] / n) if entry.get("nothing") else "not run"))
+        results["runs"].append(entry)
+        save_partial(args, dict(scale=results))
+    return results
 
 
 # -- data plane -----------------------------------------------------------------------------
@@ -566,7 +694,7 @@ def snapshot(dest):
     dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain"], capture_output=True, text=True,
                            check=False).stdout.splitlines()
     ROOT, BENCH = dest, os.path.join(dest, "bench")
-    return dict(commit=head, uncommitted_files=len(dirty))
+    return dict(commit=head, uncommitted_files=len(dirty), uncommitted=[line[3:] for line in dirty])
 
 
 def versions():
@@ -634,9 +762,11 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--smoke", action="store_true",
                         help="CI smoke run: N=2, one repetition, vxlan only, a short data plane, no VM, no report")
-    parser.add_argument("--sizes", default="2,4,8,16", help="node counts (default 2,4,8,16)")
+    parser.add_argument("--sizes", "--n", default="2,4,8,16", help="node counts of the lab (default 2,4,8,16)")
     parser.add_argument("--modes", default="host-gw,vxlan", help="modes on this machine (default host-gw,vxlan)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions per N and mode (default 3; medians reported)")
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help="what the control plane measures (default %s; floor needs podnet)" % ",".join(KINDS))
     parser.add_argument("--pods", type=int, default=2, help="pods per node (default 2)")
     parser.add_argument("--no-control", action="store_true", help="skip the control plane")
     parser.add_argument("--no-data", action="store_true", help="skip the data plane")
@@ -652,24 +782,41 @@ def parse_args(argv):
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, inventories)")
     parser.add_argument("--no-snapshot", action="store_true",
                         help="run the checkout's playbooks in place (default: a snapshot copy taken at the start)")
+    parser.add_argument("--scale-n", default="16,64,256,1000",
+                        help="node counts of the scale section: site.yml and a do-nothing playbook of the same shape "
+                             "with every module's execution stubbed (bench/connection_plugins/bench_stub.py; no "
+                             "namespaces; default 16,64,256,1000; '' skips it)")
+    parser.add_argument("--scale-mode", default="vxlan", help="mode of the scale section (default vxlan)")
+    parser.add_argument("--scale-only", action="store_true",
+                        help="the scale section alone (no lab, no root needed; default --out bench/results/scale.json)")
+    parser.add_argument("--label", help="a label stored with the results (e.g. 'before': the code before a change)")
     parser.add_argument("--in-vm", action="store_true", help=argparse.SUPPRESS)
     if "--smoke" in argv:
         # Smoke (CI): the whole machinery once, as cheaply as it goes; explicit options still win.
         parser.set_defaults(sizes="2", reps=1, modes="vxlan", vm_modes="", dp_reps=1, iperf_seconds=1,
-                            ping_count=20, forks_experiment=False)
+                            ping_count=20, forks_experiment=False, scale_n="")
+    if "--scale-only" in argv:
+        parser.set_defaults(no_control=True, no_data=True, vm_modes="")
     args = parser.parse_args(argv)
+    args.scale_n = [int(s) for s in str(args.scale_n).split(",") if s]
     args.sizes = [int(s) for s in str(args.sizes).split(",") if s]
     args.modes = [m for m in args.modes.split(",") if m]
+    if [n for n in args.sizes if not 1 <= n <= 244] or not 1 <= args.pods <= 200:
+        parser.error("the lab takes 1 to 244 nodes (--n) and 1 to 200 pods per node (--pods)")
+    args.kinds = [k for k in args.kinds.split(",") if k]
+    if not args.kinds or set(args.kinds) - set(KINDS) or ("floor" in args.kinds and "podnet" not in args.kinds):
+        parser.error("--kinds: a comma-separated subset of %s (floor needs podnet)" % ",".join(KINDS))
     args.vm_modes = [m for m in args.vm_modes.split(",") if m]
     if args.out is None and not args.in_vm:
-        args.out = os.path.join(BENCH, "results", "smoke.json" if args.smoke else "bench.json")
+        args.out = os.path.join(BENCH, "results", "smoke.json" if args.smoke else
+                                "scale.json" if args.scale_only else "bench.json")
     return args
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if os.geteuid() != 0:
-        sys.exit("bench/run needs root (network namespaces)")
+    if os.geteuid() != 0 and not (args.no_control and args.no_data and not args.vm_modes):
+        sys.exit("bench/run needs root (network namespaces); --scale-only does not")
     run_id = uuid.uuid4().hex[:4]
     # Under the checkout's .cache (git-ignored): the qemu VM sees it, unlike /tmp, which it covers.
     cache = None
@@ -680,7 +827,7 @@ def main(argv=None):
     checkout = ROOT
     started = time.monotonic()
     data = dict(started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                prefix="bn" + run_id,
+                prefix="bn" + run_id, label=args.label,
                 args=dict((k, v) for k, v in vars(args).items() if k not in ("out", "keep")),
                 machine=versions())
     try:
@@ -693,6 +840,9 @@ def main(argv=None):
             data["wall"] = round(time.monotonic() - started, 1)
             print(CONSOLE_MARK + json.dumps(data), flush=True)
             return 0
+        if args.scale_n:
+            data["scale"] = scale(args, workdir)
+            save_partial(args, data)
         if not args.no_control:
             data["control"] = control_plane(args, workdir, run_id)
         if not args.no_data:

@@ -89,6 +89,8 @@ def machine_section(data):
                 "/".join(str(r) for r in sorted(set(
                     len(m.get("podnet_first") or []) for e in data.get("control", []) for m in e["modes"].values()))),
                 args.get("pods"), ", ".join(mode_names(data)), fmt((data.get("wall") or 0) / 60.0, 0, " min")))]
+    if not data.get("control"):
+        rows = [row for row in rows if row[0] != "run"]
     return "## Machine and versions\n\n" + table(["", ""], rows)
 
 
@@ -118,9 +120,13 @@ def control_tables(data, what):
 def goals_section(data):
     if not data.get("control"):
         return ""
-    largest = max(data["control"], key=lambda e: e["n"])
+    # Per mode, its largest N (a partial run, e.g. vxlan alone at N=32 and 64, leaves host-gw's at 16).
+    tops = dict((mode, max((e for e in data["control"] if mode in e["modes"]), key=lambda e: e["n"]))
+                for mode in mode_names(data))
+    same = len(set(e["n"] for e in tops.values())) == 1
     rows = []
-    for mode, m in largest["modes"].items():
+    for mode, entry in tops.items():
+        m = entry["modes"][mode]
         for what in ("wall", "cpu"):
             v = dict((k, med(m.get(k), what)) for k, _label in KINDS)
             for label, value, goal, better in (
@@ -137,8 +143,12 @@ def goals_section(data):
                     verdict = "missed: %.2f× short (%.0f%% of the goal)" % (goal - value, 100.0 * value / goal)
                 else:
                     verdict = "missed: %.2f× over" % (value - goal)
-                rows.append([mode, what, label, fx(value), ("≥ " if better == "min" else "≤ ") + fx(goal), verdict])
-    return ("## Goals at N = %d\n\n" % largest["n"]) + table(["mode", "time", "ratio", "measured", "goal", ""], rows)
+                rows.append(([] if same else [entry["n"]]) +
+                            [mode, what, label, fx(value), ("≥ " if better == "min" else "≤ ") + fx(goal), verdict])
+    if same:
+        return ("## Goals at N = %d\n\n" % list(tops.values())[0]["n"]) + table(
+            ["mode", "time", "ratio", "measured", "goal", ""], rows)
+    return "## Goals at each mode's largest N\n\n" + table(["N", "mode", "time", "ratio", "measured", "goal", ""], rows)
 
 
 def invocations_section(data):
@@ -314,6 +324,122 @@ def data_section(data):
                data.get("args", {}).get("ping_count")) + "\n\n".join(out)
 
 
+SCALE_NS = (16, 64, 256, 1000)   # bench/run's default --scale-n
+GOAL_SCALE = 1.3   # stubbed site.yml: CPU per node at the largest N within 1.3x of N=16's, and of do-nothing's
+
+
+def ms(seconds):
+    return fmt(None if seconds is None else 1000.0 * seconds, 0, " ms")
+
+
+def scale_rows(scale):
+    rows = []
+    for e in scale.get("runs") or []:
+        site, nothing = e.get("site") or {}, e.get("nothing") or {}
+        ok = not site.get("error")
+        rows.append([e["n"], ms(site.get("cpu_per_node")) if ok else "failed", ms(nothing.get("cpu_per_node")),
+                     fx(ratio(site.get("cpu_per_node"), nothing.get("cpu_per_node"))) if ok else "–",
+                     fmt(site.get("wall")) if ok else "–", fmt(nothing.get("wall")), fmt(site.get("cpu")) if ok else "–",
+                     "%s / %s" % (site.get("modules_max", "–"), site.get("controller_max", "–")),
+                     fmt(e.get("loadavg_start"), 1)])
+    return rows
+
+
+SCALE_HEADER = ["N", "site.yml CPU per node", "do-nothing CPU per node", "site.yml / do-nothing", "site.yml wall s",
+                "do-nothing wall s", "site.yml CPU s", "tasks per host: module / controller-only",
+                "load average at start"]
+
+
+def scale_goals(scale):
+    runs = dict((e["n"], e) for e in scale.get("runs") or [] if not (e.get("site") or {}).get("error"))
+    if not runs:
+        return []
+    top = max(runs)
+    site = runs[top]["site"]["cpu_per_node"]
+    nothing = (runs[top].get("nothing") or {}).get("cpu_per_node")
+    rows = []
+    if 16 in runs and top != 16:
+        rows.append(["CPU per node, N=%d / N=16" % top, fx(site / runs[16]["site"]["cpu_per_node"]), "≤ " + fx(GOAL_SCALE)])
+    if nothing:
+        rows.append(["CPU per node at N=%d, site.yml / do-nothing" % top, fx(site / nothing), "≤ " + fx(GOAL_SCALE)])
+    for row in rows:
+        row.append("met" if float(row[1].rstrip("×")) <= GOAL_SCALE else "missed")
+    return rows
+
+
+GOAL_LAB_FLOOR = 1.2   # real lab, N=64: podnet / floor (CPU) at most 1.2x
+
+
+def lab_goals(data):
+    """Issue 10, acceptance 2: podnet / floor (CPU) at N=64, naive / podnet at N=32 and 64 (published)."""
+    rows = []
+    for entry in data.get("control") or []:
+        if entry["n"] not in (32, 64):
+            continue
+        for mode, m in entry["modes"].items():
+            for which, key in (("first run", "podnet_first"), ("rerun", "podnet_rerun")):
+                podnet, floor = med(m.get(key), "cpu"), med(m.get("floor"), "cpu")
+                naive = med(m.get("naive_first" if key == "podnet_first" else "naive_rerun"), "cpu")
+                if entry["n"] == 64 and ratio(podnet, floor):
+                    value = ratio(podnet, floor)
+                    rows.append(["real lab, %s, N=64: podnet / floor (CPU), %s" % (mode, which), fx(value),
+                                 "≤ " + fx(GOAL_LAB_FLOOR), "met" if value <= GOAL_LAB_FLOOR else "missed"])
+                if ratio(naive, podnet):
+                    rows.append(["real lab, %s, N=%d: naive / podnet (CPU), %s" % (mode, entry["n"], which),
+                                 fx(ratio(naive, podnet)), "published", ""])
+    return rows
+
+
+def scale_loads(section):
+    """'load average (1 min) at the start / end of the run: ...' of each source of a scale section."""
+    loads = []
+    for src in section.get("sources") or []:
+        start, end = (src.get("loadavg") or [None, None])[:2]
+        if start or end:
+            loads.append("%s %s / %s" % (src["path"], fmt((start or [None])[0]), fmt((end or [None])[0])))
+    return ("Load average (1 min) at the start / end of the run: %s." % "; ".join(loads)) if loads else ""
+
+
+def scale_section(data, images):
+    scale, before = data.get("scale"), data.get("scale_before")
+    if not (scale or before):
+        return ""
+    any_run = (scale or before)
+    out = ["## Scale: controller cost with module execution stubbed",
+           "`bench/run --scale-only` (part of `make bench`): `site.yml` in %s mode, one pod per node, on a generated "
+           "inventory of N nodes (node_ip in %s, one underlay subnet; pod_cidr the N first /24s from 10.244.0.0), "
+           "and beside it a **do-nothing** playbook of the same shape (as many plays, and per play as many module "
+           "and controller-only tasks per host as site.yml had: `ansible.builtin.ping` and `set_fact`), both through "
+           "the connection `bench/connection_plugins/bench_stub.py`: every module's payload is built (AnsiballZ, "
+           "with its arguments) and handed over, and answered at once with a canned result (node_facts: eth0 "
+           "holding node_ip, MTU 1500, a route to the pod gateway, rp_filter 0, no tunnels), so only Ansible and "
+           "podnet's controller work run: validation, planning, templating, building the payloads. forks as in "
+           "ansible.cfg; one run per N. The load average (1 min) at the start of each N says how busy the shared "
+           "machine was. CPU is user+sys of the whole process tree, per node = total / N. Work that "
+           "must grow with N is each node's own peer list; everything else should be constant per node, so CPU per "
+           "node should stay flat." % (any_run.get("mode", "vxlan"), "10.96.0.0/16")]
+    if scale:
+        out.append("### The code measured (%s)\n\n" % ", ".join(src["path"] for src in scale.get("sources", []))
+                   + table(SCALE_HEADER, scale_rows(scale)) + "\n\n" + scale_loads(scale))
+    goals = (scale_goals(scale) if scale else []) + lab_goals(data)
+    if goals:
+        out.append("Issue 10's acceptance (1: the stubbed site.yml; 2: the lab at N = 32 and 64):\n\n"
+                   + table(["ratio", "measured", "goal", ""], goals))
+    if before:
+        srcs = before.get("sources", [])
+        code = ", ".join("HEAD %s" % (src.get("code") or {}).get("commit") for src in srcs if src.get("code"))
+        out.append(("### Before: the code of %s (%s)\n\n" % (code or "the run", ", ".join(src["path"] for src in srcs)))
+                   + table(SCALE_HEADER, scale_rows(before)) + "\n\n" + scale_loads(before))
+        measured = set(e["n"] for e in before.get("runs") or [])
+        wanted = set(SCALE_NS) | set(e["n"] for e in (scale or {}).get("runs") or [])
+        if wanted - measured:
+            out.append("Not run for this code: N = %s; nothing is extrapolated." % ", ".join(
+                str(n) for n in sorted(wanted - measured)))
+    if any(os.path.basename(i) == "benchmarks-scale.png" for i in images):
+        out.append("![controller CPU per node vs N, modules stubbed](benchmarks-scale.png)")
+    return "\n\n".join(out)
+
+
 # -- plots ------------------------------------------------------------------------------------
 
 
@@ -390,6 +516,35 @@ def plots(data, png_dir):
         ax.set_title("each mode as a fraction of its underlay")
         fig.tight_layout()
         path = os.path.join(png_dir, "benchmarks-throughput.png")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        made.append(path)
+    scale_series = [(label, section) for label, section in (("", data.get("scale")), ("before: ", data.get("scale_before")))
+                    if section and section.get("runs")]
+    if scale_series:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        ticks = set()
+        for label, section in scale_series:
+            dashed = "--" if label else "-"
+            for key, name, color, marker in (("site", "site.yml", "tab:blue", "s"),
+                                             ("nothing", "do-nothing playbook", "k", "^")):
+                points = [(e["n"], 1000.0 * e[key]["cpu_per_node"]) for e in section["runs"]
+                          if e.get(key) and not e[key].get("error") and e[key].get("cpu_per_node") is not None]
+                if points:
+                    ticks.update(p[0] for p in points)
+                    ax.plot([p[0] for p in points], [p[1] for p in points], dashed, color=color, marker=marker,
+                            label=label + name, alpha=0.55 if label else 1.0)
+        ax.set_title("controller CPU per node vs N (%s, modules stubbed)" % scale_series[0][1].get("mode", "vxlan"))
+        ax.set_xlabel("nodes (N)")
+        ax.set_ylabel("CPU per node, ms (user+sys)")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(ticks))
+        ax.set_xticklabels([str(n) for n in sorted(ticks)])
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = os.path.join(png_dir, "benchmarks-scale.png")
         fig.savefig(path, dpi=100)
         plt.close(fig)
         made.append(path)
@@ -492,6 +647,7 @@ def render(data, json_path, images):
         parts.append(analysis(data))
         parts.append(forks_section(data))
         parts.append(teardown_section(data))
+    parts.append(scale_section(data, images))
     parts.append(data_section(data))
     parts.append(errors_section(data))
     if any(os.path.basename(i) == "benchmarks-throughput.png" for i in images):
@@ -500,35 +656,56 @@ def render(data, json_path, images):
 
 
 def merge(paths):
-    data = None
+    loaded = []
     for path in paths:
         with open(path) as handle:
-            more = json.load(handle)
+            loaded.append((path, json.load(handle)))
+    # In the order they were measured: a later run's entries replace an earlier one's of the same N.
+    loaded.sort(key=lambda item: item[1].get("started") or "")
+    data = None
+    for path, more in loaded:
         source = dict(path=os.path.basename(path), code=more.get("code"))
+        scale_runs = (more.pop("scale", None) or {}), more.get("label")
         if data is None:
             data = more
             data["control"] = list(data.get("control") or [])
             data["sources"] = [source]
-            continue
-        data["sources"].append(source)
-        for key in ("machine", "args", "started"):   # a partial run may lack them
-            if not data.get(key) and more.get(key):
-                data[key] = more[key]
-        by_n = dict((e["n"], e) for e in data["control"])
-        for e in more.get("control") or []:
-            measured = any(v for m in e.get("modes", {}).values() for k, v in m.items() if k != "clean")
-            if not measured and e["n"] in by_n:
-                # A run of the forks experiment alone (--reps 0): add it to the measured entry.
-                by_n[e["n"]].update((k, v) for k, v in e.items() if k.startswith("forks"))
-            else:
-                by_n[e["n"]] = e
-        data["control"] = list(by_n.values())
-        for key in ("data", "vm"):
-            if more.get(key):
-                data[key] = more[key]
-        data["wall"] = (data.get("wall") or 0) + (more.get("wall") or 0)
+        else:
+            data["sources"].append(source)
+            for key in ("machine", "args", "started"):   # a partial run may lack them
+                if not data.get(key) and more.get(key):
+                    data[key] = more[key]
+            by_n = dict((e["n"], e) for e in data["control"])
+            for e in more.get("control") or []:
+                measured = any(v for m in e.get("modes", {}).values() for k, v in m.items() if k != "clean")
+                if not measured and e["n"] in by_n:
+                    # A run of the forks experiment alone (--reps 0): add it to the measured entry.
+                    by_n[e["n"]].update((k, v) for k, v in e.items() if k.startswith("forks"))
+                else:
+                    by_n[e["n"]] = e
+            data["control"] = list(by_n.values())
+            for key in ("data", "vm"):
+                if more.get(key):
+                    data[key] = more[key]
+        merge_scale(data, *scale_runs, source=source, machine=more.get("machine"))
+    # The wall time of the lab's runs (the scale section gives its own times).
+    data["wall"] = sum(more.get("wall") or 0 for _path, more in loaded
+                       if any(more.get(key) for key in ("control", "data", "vm")))
     data["control"].sort(key=lambda e: e["n"])
     return data
+
+
+def merge_scale(data, scale, label, source, machine):
+    """The scale section's runs, by N (a later file wins); a run labelled 'before' goes apart."""
+    if not scale.get("runs"):
+        return
+    key = "scale_before" if label == "before" else "scale"
+    into = data.setdefault(key, dict((k, v) for k, v in scale.items() if k != "runs"))
+    into.setdefault("sources", []).append(dict(source, loadavg=[(machine or {}).get("loadavg_start"),
+                                                                (machine or {}).get("loadavg_end")]))
+    by_n = dict((e["n"], e) for e in into.get("runs") or [])
+    by_n.update((e["n"], e) for e in scale["runs"])
+    into["runs"] = [by_n[n] for n in sorted(by_n)]
 
 
 def main(argv=None):

@@ -10,7 +10,8 @@ end of the run.
 A *module invocation* is one execution of a module on a host: one per task, or one per loop
 item (a loop's final per-task result is not counted again). Actions that run on the controller
 only (set_fact, assert, debug, meta, includes) are counted apart as *controller* results. Skipped
-tasks and items invoke nothing and are counted apart too.
+tasks and items invoke nothing and are counted apart too. ``plays`` splits the module and
+controller counts by play (in playbook order, with the play's host pattern), the shape the scale section's do-nothing playbook copies.
 """
 
 from __future__ import annotations
@@ -49,23 +50,34 @@ class CallbackModule(CallbackBase):
     def __init__(self, *args, **kwargs):
         super(CallbackModule, self).__init__(*args, **kwargs)
         self.hosts = {}
+        self.play = -1
+        self.play_hosts = None
+
+    def v2_playbook_on_play_start(self, play):
+        self.play += 1
+        hosts = play.hosts
+        self.play_hosts = ",".join(hosts) if isinstance(hosts, list) else str(hosts)
 
     def _host(self, result):
         name = result._host.get_name()
         if name not in self.hosts:
             self.hosts[name] = dict(modules=0, controller=0, skipped=0, failed=0, changed=0,
-                                    by_action=Counter())
-        return self.hosts[name]
+                                    by_action=Counter(), plays=[])
+        entry = self.hosts[name]
+        while len(entry["plays"]) <= self.play:
+            entry["plays"].append(dict(modules=0, controller=0, hosts=None))
+        entry["plays"][self.play]["hosts"] = self.play_hosts
+        return entry
 
     def _count(self, result, failed=False):
         if "results" in result._result and isinstance(result._result["results"], list):
             return  # the loop's summary: its items were counted one by one
         entry = self._host(result)
         action = result._task.action
-        if action in CONTROLLER_ACTIONS:
-            entry["controller"] += 1
-        else:
-            entry["modules"] += 1
+        kind = "controller" if action in CONTROLLER_ACTIONS else "modules"
+        entry[kind] += 1
+        entry["plays"][self.play][kind] += 1
+        if kind == "modules":
             entry["by_action"][action] += 1
         if failed:
             entry["failed"] += 1

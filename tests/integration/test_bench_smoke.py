@@ -47,3 +47,27 @@ def test_bench_smoke_writes_results(tmp_path):
 
     netns = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
     assert not [n for n in netns if n.startswith(data["prefix"])], "the bench left namespaces behind"
+
+
+@pytest.mark.timeout(600)
+def test_bench_scale_smoke_writes_results(tmp_path):
+    """The scale section (modules stubbed, no namespaces) at N=4: both playbooks ran on every node."""
+    out = tmp_path / "scale.json"
+    proc = subprocess.run([os.path.join(ROOT, "bench", "run"), "--scale-only", "--scale-n", "4", "--no-report",
+                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert proc.returncode == 0, "bench/run --scale-only failed (%d):\n%s\n%s" % (
+        proc.returncode, proc.stdout[-4000:], proc.stderr[-6000:])
+    data = json.loads(out.read_text())
+
+    assert "control" not in data and "data" not in data
+    [run] = data["scale"]["runs"]
+    assert run["n"] == 4
+    site, nothing = run["site"], run["nothing"]
+    for result in (site, nothing):
+        assert result["rc"] == 0 and result["failed_total"] == 0 and "error" not in result, result
+        assert result["hosts"] == 4 and result["wall"] > 0 and result["cpu"] > 0
+    # site.yml got past validation and planning (node_facts answered by the stub) and ran every
+    # module of vxlan mode once per node; the do-nothing playbook copies its shape play by play.
+    assert site["by_action"]["podnet.fabric.node_facts"] == 4
+    assert site["by_action"]["podnet.fabric.vxlan_fdb"] == 4
+    assert nothing["plays"] == site["plays"] and nothing["by_action"] == {"ansible.builtin.ping": 4 * site["modules_max"]}
