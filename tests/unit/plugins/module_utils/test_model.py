@@ -104,7 +104,7 @@ def test_host_gw_plan():
     assert plan["pods"][0]["address"] == "192.168.10.10/24" and plan["pods"][0]["gateway"] == "169.254.10.24"
     # Exactly pod_netns's options, for its pods list (one call per node).
     assert plan["pods"] == [{"name": "pod-a", "address": "192.168.10.10/24", "host_ifname": "veth-pod-a",
-                                  "gateway": "169.254.10.24", "mtu": 1500}]
+                             "gateway": "169.254.10.24", "mtu": 1500}]
     # Teardown: the same entries with state absent (roles/teardown).
     assert [dict((k, p[k]) for k in ("name", "host_ifname")) for p in plan["pods"]] == [
         {"name": "pod-a", "host_ifname": "veth-pod-a"}]
