@@ -175,7 +175,11 @@ def _makedirs(path, created, check_mode):
         path = os.path.dirname(path)
     for directory in reversed(missing):
         if not check_mode:
-            os.mkdir(directory, 0o755)
+            try:
+                os.mkdir(directory, 0o755)
+            except FileExistsError:
+                # The lab's nodes share one file system: another node made it just now.
+                continue
         created.append(directory)
 
 
