@@ -12,7 +12,7 @@ version_added: 0.2.0
 description:
   - Makes podnet the node's CNI plugin, so container runtimes (containerd, CRI-O, podman) wire their
     containers as podnet wires its pods (CNI SPEC 1.0.0 C(ADD), C(DEL), C(CHECK), C(VERSION)).
-  - With O(state=present), writes the executable C(BIN_DIR/podnet) (Python standard library only: the
+  - With O(state=present), writes the executable C(BIN_DIR/podnet) (Python standard library only; the
     plugin's source is C(plugins/module_utils/cni.py), with the node's defaults appended) and the
     network config C(CONF_DIR/10-NETWORK.conflist) with podnet first (gateway, MTU, C(host-local)
     IPAM over O(pod_cidr) without the tunnel address and O(exclude)) and, with O(portmap), the standard
