@@ -275,8 +275,8 @@ def check_problems(conf, env, pod_link, pod_addrs, pod_routes, host_link, host_r
     have = set("%s/%s" % (a["local"], a["prefixlen"]) for a in pod_addrs if a.get("family") == "inet")
     for item in prev.get("ips") or []:
         if item.get("interface", index) == index and item.get("address") not in have:
-            problems.append("%s lacks its address %s (has %s)" % (env["ifname"], item.get("address"),
-                                                               ", ".join(sorted(have)) or "none"))
+            problems.append("%s lacks its address %s (has %s)"
+                            % (env["ifname"], item.get("address"), ", ".join(sorted(have)) or "none"))
     for item in prev.get("routes") or []:
         dst = "default" if item.get("dst") in ("0.0.0.0/0", "default") else item.get("dst")
         gw = item.get("gw") or conf["gateway"]
@@ -409,9 +409,9 @@ def cmd_add(conf, env, environ, kernel):
         mac, host_mac = _random_mac(), _random_mac()
         mtu = ["mtu", str(conf["mtu"])] if conf["mtu"] else []
         # Made inside the container, the host end sent to this process's namespace (the node's).
-        kernel.run(["link", "add", ifname, "address", mac] + mtu + ["type", "veth", "peer", "name", host,
-                                                                     "address", host_mac] + mtu
-                   + ["netns", str(os.getpid())], netns)
+        pod_end = ["link", "add", ifname, "address", mac] + mtu
+        host_end = ["type", "veth", "peer", "name", host, "address", host_mac] + mtu
+        kernel.run(pod_end + host_end + ["netns", str(os.getpid())], netns)
         made = True
         kernel.run(["link", "set", "dev", host, "alias", link_alias(env["container_id"], ifname)])
         paths = host_sysctls(host)

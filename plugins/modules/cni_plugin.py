@@ -76,13 +76,14 @@ options:
   record:
     description:
       - A JSON file where the module notes the directories it made, so O(state=absent) removes exactly
-        those (when empty). Unset, no directory is ever removed.
+        those (when empty; in O(conf_dir) podman's own C(cni.lock) goes too). Unset, no directory is
+        ever removed.
     type: path
 notes:
   - In the lab, where the node namespaces share one file system, give each node its own O(bin_dir),
     O(conf_dir) and O(data_dir) (podnet.fabric.cni's defaults put them under C(podnet_state_dir)).
   - The C(host-local) and C(portmap) plugins come from the runtime's plugin path (Debian
-    C(containernetworking-plugins): C(/usr/lib/cni)); the plugin also searches C(/opt/cni/bin) and
+    C(containernetworking-plugins), in C(/usr/lib/cni)); the plugin also searches C(/opt/cni/bin) and
     C(/usr/lib/cni) when the runtime passes no C(CNI_PATH).
 requirements:
   - C(nsenter) (util-linux) and C(host-local) on the node, for the plugin.
@@ -291,6 +292,9 @@ def main():
         if not module.check_mode:
             os.unlink(p["record"])
             for directory in reversed(record.get("created", [])):
+                # podman's CNI backend leaves its lock file cni.lock in the config directory.
+                if os.path.isdir(directory) and os.listdir(directory) == ["cni.lock"] and directory == p["conf_dir"]:
+                    os.unlink(os.path.join(directory, "cni.lock"))
                 if os.path.isdir(directory) and not os.listdir(directory):
                     os.rmdir(directory)
     ip.result(changed, before=before, after=dict(plugin=False, config=None, runtime_pods=[]),

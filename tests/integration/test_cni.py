@@ -230,8 +230,8 @@ def test_bad_input_gets_a_cni_error_and_changes_nothing(lab):
 
     # An exhausted range: a network with one address; the second ADD fails and leaves nothing.
     tiny = dict(h1.plugin_config(), name="podnet-tiny")
-    tiny["ipam"] = dict(tiny["ipam"], ranges=[[dict(subnet=CIDRS["h1"], rangeStart="192.168.10.200",
-                                                   rangeEnd="192.168.10.200")]])
+    one = dict(subnet=CIDRS["h1"], rangeStart="192.168.10.200", rangeEnd="192.168.10.200")
+    tiny["ipam"] = dict(tiny["ipam"], ranges=[[one]])
     first = "%scfull" % lab.prefix
     sh("ip", "netns", "add", first)
     rc, result = h1.call("ADD", "ctr-full", "/run/netns/" + first, conf=tiny)

@@ -37,8 +37,8 @@ def test_network_config_spells_everything_out_and_chains_portmap():
 def test_executable_is_the_source_with_the_node_defaults():
     text = cni.executable("import sys\n", DEFAULTS, "/usr/bin/python3")
     assert text.splitlines()[:2] == ["#!/usr/bin/python3", cni.MARKER]
-    assert json.dumps(DEFAULTS, sort_keys=True) in text and text.endswith("sys.exit(main(%s))\n"
-                                                                        % json.dumps(DEFAULTS, sort_keys=True))
+    trailer = "sys.exit(main(%s))\n" % json.dumps(DEFAULTS, sort_keys=True)
+    assert text.endswith(trailer) and "import sys\n" in text
 
 
 @pytest.mark.parametrize("change, word", [
@@ -125,7 +125,9 @@ def test_check_compares_the_previous_result_with_what_was_read():
     state = _state(env, result)
     state["host_link"]["ifalias"] = "someone else's"
     assert "host veth" in cni.check_problems(conf, env, **state)[-1]
-    assert cni.check_problems(conf, env, **dict(_state(env, result), pod_link=None)) == ["eth0 is missing in /run/netns/c1"]
+    state = _state(env, result)
+    state["pod_link"] = None
+    assert cni.check_problems(conf, env, **state) == ["eth0 is missing in /run/netns/c1"]
 
 
 def test_runtime_links_are_owned_by_name_kind_and_alias():
