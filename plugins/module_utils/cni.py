@@ -33,7 +33,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 SPEC_VERSIONS = ("1.0.0",)
@@ -141,10 +140,28 @@ def network_config(name, defaults, portmap=True):
     return dict(cniVersion=SPEC_VERSIONS[-1], name=name, plugins=plugins)
 
 
+# The installed plugin's entry point: the one place that starts programs (ip, nsenter, the IPAM
+# plugin). The logic above gets it as ``execute``, so it stays testable with a fake one.
+ENTRY = '''
+
+def _execute(argv, data=None, env=None):
+    """Run argv (a list, never a shell); (exit status, stdout text, stderr text). With env (a
+    delegated plugin's environment) its stderr goes to the plugin's own, as the SPEC asks."""
+    import subprocess
+    proc = subprocess.run(argv, input=data, env=env, stdout=subprocess.PIPE, check=False,
+                          stderr=None if env is not None else subprocess.PIPE)
+    return proc.returncode, proc.stdout.decode("utf-8", "replace"), (proc.stderr or b"").decode("utf-8", "replace")
+
+
+if __name__ == "__main__":
+    sys.exit(main(%s, execute=_execute))
+'''
+
+
 def executable(source, defaults, python="/usr/bin/python3"):
-    """The installed plugin: a shebang, podnet's marker, this module's ``source`` and the node's defaults."""
-    return "#!%s\n%s\n%s\n\nif __name__ == \"__main__\":\n    sys.exit(main(%s))\n" % (
-        python, MARKER, source.rstrip("\n"), json.dumps(defaults, sort_keys=True))
+    """The installed plugin: a shebang, podnet's marker, this module's ``source``, the entry point
+    with the node's defaults."""
+    return "#!%s\n%s\n%s\n%s" % (python, MARKER, source.rstrip("\n"), ENTRY % json.dumps(defaults, sort_keys=True))
 
 
 def parse_env(env):
@@ -314,9 +331,11 @@ def _random_mac():
 
 
 class Kernel(object):
-    """ip commands on the node (the plugin's own namespace) or in a container's (through nsenter)."""
+    """ip commands on the node (the plugin's own namespace) or in a container's (through nsenter),
+    and the delegated IPAM plugin, all through ``execute`` (the entry point's ``_execute``)."""
 
-    def __init__(self):
+    def __init__(self, execute):
+        self.execute = execute
         self.ip = _which("ip")
         self.nsenter = None
 
@@ -327,20 +346,20 @@ class Kernel(object):
         return [self.ip] + list(args)
 
     def run(self, args, netns=None, check=True):
-        proc = subprocess.run(self._argv(args, netns), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, check=False)
-        if check and proc.returncode != 0:
-            raise CniError(KERNEL_FAILURE, "%s failed: %s" % (" ".join(self._argv(args, netns)), proc.stderr.strip()))
-        return proc
+        """(exit status, stdout, stderr) of ``ip ARGS``; a failure is error 100 unless not ``check``."""
+        rc, out, err = self.execute(self._argv(args, netns))
+        if check and rc != 0:
+            raise CniError(KERNEL_FAILURE, "%s failed: %s" % (" ".join(self._argv(args, netns)), err.strip()))
+        return rc, out, err
 
     def json(self, args, netns=None):
         """``ip -json ARGS``; [] when the object does not exist."""
-        proc = self.run(["-json"] + list(args), netns, check=False)
-        if proc.returncode != 0:
-            if "does not exist" in proc.stderr or "Cannot find device" in proc.stderr:
+        rc, out, err = self.run(["-json"] + list(args), netns, check=False)
+        if rc != 0:
+            if "does not exist" in err or "Cannot find device" in err:
                 return []
-            raise CniError(KERNEL_FAILURE, "ip -json %s failed: %s" % (" ".join(args), proc.stderr.strip()))
-        return [item for item in json.loads(proc.stdout or "[]") if item]
+            raise CniError(KERNEL_FAILURE, "ip -json %s failed: %s" % (" ".join(args), err.strip()))
+        return [item for item in json.loads(out or "[]") if item]
 
     def link(self, name, netns=None):
         found = self.json(["-details", "link", "show", "dev", name], netns)
@@ -350,7 +369,29 @@ class Kernel(object):
         """True when ``netns`` is a network namespace one can enter."""
         if not netns or not os.path.exists(netns):
             return False
-        return self.run(["link", "show", "lo"], netns, check=False).returncode == 0
+        return self.run(["link", "show", "lo"], netns, check=False)[0] == 0
+
+    def delegate(self, command, conf, env, environ):
+        """Run the IPAM plugin ``ipam.type`` from CNI_PATH with the same environment and the config."""
+        name = conf["ipam"]["type"]
+        exe = next((os.path.join(d, name) for d in env["path"]
+                    if os.path.isfile(os.path.join(d, name)) and os.access(os.path.join(d, name), os.X_OK)), None)
+        if exe is None:
+            raise CniError(INVALID_CONFIG, "ipam.type: no plugin %r in CNI_PATH %s" % (name, ":".join(env["path"])))
+        rc, out, _err = self.execute([exe], json.dumps(conf).encode("utf-8"), dict(environ, CNI_COMMAND=command))
+        if rc != 0:
+            try:
+                err = json.loads(out)
+                raise CniError(int(err.get("code", KERNEL_FAILURE)),
+                               "ipam %s %s: %s" % (name, command, err.get("msg", "")), err.get("details", ""))
+            except (ValueError, AttributeError, TypeError):
+                raise CniError(KERNEL_FAILURE, "ipam %s %s failed (exit %d)" % (name, command, rc), out)
+        if command == "ADD":
+            try:
+                return json.loads(out)
+            except ValueError:
+                raise CniError(DECODING_FAILURE, "ipam %s ADD printed no JSON result" % name, out)
+        return None
 
 
 def _write_sysctl(path, value):
@@ -362,31 +403,6 @@ def host_sysctls(host):
     return {"proxy_arp": "/proc/sys/net/ipv4/conf/%s/proxy_arp" % host,
             "forwarding": "/proc/sys/net/ipv4/conf/%s/forwarding" % host,
             "proxy_delay": "/proc/sys/net/ipv4/neigh/%s/proxy_delay" % host}
-
-
-def delegate(command, conf, env, environ):
-    """Run the IPAM plugin ``ipam.type`` from CNI_PATH with the same environment and the config."""
-    name = conf["ipam"]["type"]
-    exe = next((os.path.join(d, name) for d in env["path"]
-                if os.path.isfile(os.path.join(d, name)) and os.access(os.path.join(d, name), os.X_OK)), None)
-    if exe is None:
-        raise CniError(INVALID_CONFIG, "ipam.type: no plugin %r in CNI_PATH %s" % (name, ":".join(env["path"])))
-    proc = subprocess.run([exe], input=json.dumps(conf).encode("utf-8"), stdout=subprocess.PIPE,
-                          env=dict(environ, CNI_COMMAND=command), check=False)
-    out = proc.stdout.decode("utf-8", "replace")
-    if proc.returncode != 0:
-        try:
-            err = json.loads(out)
-            raise CniError(int(err.get("code", KERNEL_FAILURE)), "ipam %s %s: %s" % (name, command, err.get("msg", "")),
-                           err.get("details", ""))
-        except (ValueError, AttributeError, TypeError):
-            raise CniError(KERNEL_FAILURE, "ipam %s %s failed (exit %d)" % (name, command, proc.returncode), out)
-    if command == "ADD":
-        try:
-            return json.loads(out)
-        except ValueError:
-            raise CniError(DECODING_FAILURE, "ipam %s ADD printed no JSON result" % name, out)
-    return None
 
 
 # -- the commands ------------------------------------------------------------------------------
@@ -402,7 +418,7 @@ def cmd_add(conf, env, environ, kernel):
     if kernel.link(host) is not None:
         raise CniError(INVALID_ENVIRONMENT, "the host veth %s of %s/%s exists already (ADD twice without DEL?)"
                        % (host, env["container_id"], ifname))
-    ipam_result = delegate("ADD", conf, env, environ)
+    ipam_result = kernel.delegate("ADD", conf, env, environ)
     made = False
     try:
         address = ipv4_of(ipam_result)
@@ -428,7 +444,7 @@ def cmd_add(conf, env, environ, kernel):
         if made:
             kernel.run(["link", "del", "dev", host], check=False)
         try:
-            delegate("DEL", conf, env, environ)
+            kernel.delegate("DEL", conf, env, environ)
         except CniError:
             pass
         raise
@@ -441,11 +457,11 @@ def cmd_del(conf, env, environ, kernel):
     link = kernel.link(host)
     if link is not None and is_runtime_link(link) and link.get("ifalias") == link_alias(env["container_id"], env["ifname"]):
         kernel.run(["link", "del", "dev", host], check=False)
-    delegate("DEL", conf, env, environ)
+    kernel.delegate("DEL", conf, env, environ)
 
 
 def cmd_check(conf, env, environ, kernel):
-    delegate("CHECK", conf, env, environ)
+    kernel.delegate("CHECK", conf, env, environ)
     netns, ifname = env["netns"], env["ifname"]
     if not kernel.usable(netns):
         raise CniError(CHECK_FAILED, "CNI_NETNS: %s is not a network namespace any more" % netns)
@@ -468,8 +484,8 @@ def cmd_check(conf, env, environ, kernel):
         raise CniError(CHECK_FAILED, "CHECK %s/%s: %s" % (env["container_id"], ifname, "; ".join(problems)))
 
 
-def main(defaults=None, environ=None, stdin=None, stdout=None):
-    """The plugin's entry point; returns the exit status."""
+def main(defaults=None, environ=None, stdin=None, stdout=None, execute=None):
+    """The plugin's main: the exit status; ``execute`` runs a program (the entry point's ``_execute``)."""
     environ = dict(os.environ if environ is None else environ)
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
@@ -483,11 +499,11 @@ def main(defaults=None, environ=None, stdin=None, stdout=None):
             return 0
         conf = parse_config(raw, defaults, env["command"])
         if env["command"] == "ADD":
-            stdout.write(json.dumps(cmd_add(conf, env, environ, Kernel())) + "\n")
+            stdout.write(json.dumps(cmd_add(conf, env, environ, Kernel(execute))) + "\n")
         elif env["command"] == "DEL":
-            cmd_del(conf, env, environ, Kernel())
+            cmd_del(conf, env, environ, Kernel(execute))
         else:
-            cmd_check(conf, env, environ, Kernel())
+            cmd_check(conf, env, environ, Kernel(execute))
         return 0
     except CniError as exc:
         stdout.write(json.dumps(exc.result(config_version(raw))) + "\n")

@@ -37,7 +37,7 @@ def test_network_config_spells_everything_out_and_chains_portmap():
 def test_executable_is_the_source_with_the_node_defaults():
     text = cni.executable("import sys\n", DEFAULTS, "/usr/bin/python3")
     assert text.splitlines()[:2] == ["#!/usr/bin/python3", cni.MARKER]
-    trailer = "sys.exit(main(%s))\n" % json.dumps(DEFAULTS, sort_keys=True)
+    trailer = "sys.exit(main(%s, execute=_execute))\n" % json.dumps(DEFAULTS, sort_keys=True)
     assert text.endswith(trailer) and "import sys\n" in text
 
 
@@ -146,3 +146,53 @@ def test_main_prints_version_and_errors_as_json():
     assert cni.main(DEFAULTS, dict(ENV, CNI_IFNAME="x" * 16), io.StringIO(json.dumps(MINIMAL)), out) == 1
     err = json.loads(out.getvalue())
     assert err["cniVersion"] == "1.0.0" and err["code"] == 4 and "CNI_IFNAME" in err["msg"]
+
+
+class FakeNode(object):
+    """An ``execute`` that answers like ip and host-local, failing the first argv that contains ``fail``."""
+
+    def __init__(self, fail=None):
+        self.fail, self.calls = fail, []
+
+    def __call__(self, argv, data=None, env=None):
+        # The IPAM plugin's command, or the ip command's arguments (after nsenter's, if any).
+        tail = argv[[i for i, a in enumerate(argv) if a.endswith("/ip")][-1] + 1:] if env is None else []
+        self.calls.append(env["CNI_COMMAND"] if env is not None else " ".join(tail))
+        if env is not None:
+            if env["CNI_COMMAND"] == "ADD":
+                return 0, json.dumps(dict(cniVersion="1.0.0", ips=[dict(address="192.168.10.2/24")])), ""
+            return 0, "", ""
+        if self.fail and self.fail in " ".join(argv):
+            return 2, "", "RTNETLINK answers: File exists"
+        if "-json" in argv and "lo" not in argv:
+            return 1, "", 'Device "x" does not exist.'
+        return 0, "[]", ""
+
+
+@pytest.fixture
+def plugin_dir(tmp_path, monkeypatch):
+    ipam = tmp_path / "host-local"
+    ipam.write_text("")
+    ipam.chmod(0o755)
+    monkeypatch.setattr(cni.os.path, "exists", lambda path: True)
+    monkeypatch.setattr(cni, "_write_sysctl", lambda path, value: None)
+    return str(tmp_path)
+
+
+def test_add_that_fails_half_way_takes_back_what_it_made(plugin_dir):
+    fake = FakeNode(fail="route add default")
+    out = io.StringIO()
+    env = dict(ENV, CNI_PATH=plugin_dir)
+    assert cni.main(DEFAULTS, env, io.StringIO(json.dumps(MINIMAL)), out, execute=fake) == 1
+    assert json.loads(out.getvalue())["code"] == cni.KERNEL_FAILURE
+    host = cni.host_ifname("abc", "eth0")
+    assert fake.calls.index("ADD") < fake.calls.index("link del dev %s" % host) < len(fake.calls) - 1
+    assert fake.calls[-1] == "DEL"
+
+
+def test_add_prints_the_result(plugin_dir):
+    out = io.StringIO()
+    assert cni.main(DEFAULTS, dict(ENV, CNI_PATH=plugin_dir), io.StringIO(json.dumps(MINIMAL)), out,
+                    execute=FakeNode()) == 0
+    result = json.loads(out.getvalue())
+    assert result["ips"][0]["address"] == "192.168.10.2/24" and result["interfaces"][1]["sandbox"] == "/run/netns/c1"
