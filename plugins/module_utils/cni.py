@@ -5,7 +5,9 @@
 
 This file is the plugin's one source. It needs nothing but the Python standard library, so
 it is unit-tested without Ansible, and ``podnet.fabric.cni_plugin`` installs it on a node as
-the executable ``podnet`` (this text, a shebang and the node's defaults: ``node_defaults()``).
+the executable ``podnet``: a shebang, this text, and ``ENTRY``, the entry point that holds the
+node's defaults (``node_defaults()``) and the one function that starts programs (``ip``,
+``nsenter``, the IPAM plugin), handed to ``main()`` as ``execute``.
 
 The runtime executes the plugin as the CNI SPEC (1.0.0) says: ``CNI_COMMAND`` (ADD, DEL,
 CHECK, VERSION), ``CNI_CONTAINERID``, ``CNI_NETNS``, ``CNI_IFNAME``, ``CNI_ARGS`` and
