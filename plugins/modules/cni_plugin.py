@@ -139,9 +139,9 @@ import json
 import os
 import re
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.podnet.fabric.plugins.module_utils import cni, iproute
+from ansible_collections.podnet.fabric.plugins.module_utils import cni, skeleton
+from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
+from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
 _NETWORK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # What host-local keeps in a network's directory: a file per address, its lock, its cursors.
@@ -193,88 +193,55 @@ def _write(module, path, text, mode):
     os.chmod(path, mode)
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            iproute.COMMON_ARGS,
-            pod_cidr=dict(type="str"),
-            exclude=dict(type="list", elements="str", default=[]),
-            gateway=dict(type="str", default=cni.DEFAULT_GATEWAY),
-            mtu=dict(type="int"),
-            network=dict(type="str", default="podnet"),
-            bin_dir=dict(type="path", default="/opt/cni/bin"),
-            conf_dir=dict(type="path", default="/etc/cni/net.d"),
-            data_dir=dict(type="path", default=cni.DEFAULT_DATA_DIR),
-            portmap=dict(type="bool", default=True),
-            python=dict(type="path", default="/usr/bin/python3"),
-            record=dict(type="path"),
-        ),
-        required_if=[("state", "present", ["pod_cidr"])],
-        supports_check_mode=True,
-    )
+def present(module, runner, paths, texts, record, before):
+    """The plugin and the config, as this node's defaults make them (unchanged files stay)."""
     p = module.params
-    if not _NETWORK_RE.match(p["network"]):
-        module.fail_json(msg="network: %r is not a network name (letters, digits, _ . -)" % p["network"])
-    for key in ("bin_dir", "conf_dir", "data_dir", "python"):
-        if not p[key].startswith("/"):
-            module.fail_json(msg="%s: %r is not an absolute path" % (key, p[key]))
-    plugin_path = os.path.join(p["bin_dir"], cni.PLUGIN_TYPE)
-    conf_path = os.path.join(p["conf_dir"], "10-%s.conflist" % p["network"])
-    plugin_text, conf_text = _read(plugin_path), _read(conf_path)
-    record = json.loads(_read(p["record"]) or "{}") if p["record"] else {}
-    ip = iproute.IpRoute(module, p["netns"])
-    runtime = [link for link in ip.links() if cni.is_runtime_link(link)]
-    names = [link["ifname"] for link in runtime]
-    before = dict(plugin=plugin_text is not None, config=json.loads(conf_text) if _ours_conflist(conf_text) else None,
-                  runtime_pods=names)
-
-    if p["state"] == "present":
-        try:
-            network = ipaddress.IPv4Network(p["pod_cidr"])
-            gateway = str(ipaddress.IPv4Address(p["gateway"]))
-            exclude = [str(ipaddress.IPv4Address(a)) for a in p["exclude"]]
-            defaults = cni.node_defaults(str(network), exclude, gateway, p["mtu"], p["data_dir"])
-        except ValueError as exc:
-            module.fail_json(msg="pod_cidr, gateway, exclude: %s" % exc)
-        if p["mtu"] is not None and not 68 <= p["mtu"] <= 65535:
-            module.fail_json(msg="mtu: %d is not an MTU (68..65535)" % p["mtu"])
-        for path, text, ours in ((plugin_path, plugin_text, _ours_plugin), (conf_path, conf_text, _ours_conflist)):
-            if text is not None and not ours(text):
-                module.fail_json(msg="%s exists and is not podnet's; podnet will not overwrite it" % path)
-        config = cni.network_config(p["network"], defaults, p["portmap"])
-        want_plugin = cni.executable(inspect.getsource(cni), defaults, p["python"])
-        want_conf = json.dumps(config, indent=2, sort_keys=True) + "\n"
-        created = []
-        for directory in (p["bin_dir"], p["conf_dir"], p["data_dir"]):
-            _makedirs(directory, created, module.check_mode)
-        changed = bool(created)
-        if plugin_text != want_plugin or not os.access(plugin_path, os.X_OK):
+    try:
+        network = ipaddress.IPv4Network(p["pod_cidr"])
+        gateway = str(ipaddress.IPv4Address(p["gateway"]))
+        exclude = [str(ipaddress.IPv4Address(a)) for a in p["exclude"]]
+        defaults = cni.node_defaults(str(network), exclude, gateway, p["mtu"], p["data_dir"])
+    except ValueError as exc:
+        raise PodnetError("pod_cidr, gateway, exclude: %s" % exc)
+    if p["mtu"] is not None and not 68 <= p["mtu"] <= 65535:
+        raise PodnetError("mtu: %d is not an MTU (68..65535)" % p["mtu"])
+    for path, text, ours in zip(paths, texts, (_ours_plugin, _ours_conflist)):
+        if text is not None and not ours(text):
+            raise PodnetError("%s exists and is not podnet's; podnet will not overwrite it" % path)
+    config = cni.network_config(p["network"], defaults, p["portmap"])
+    wants = (cni.executable(inspect.getsource(cni), defaults, p["python"]),
+             json.dumps(config, indent=2, sort_keys=True) + "\n")
+    created = []
+    for directory in (p["bin_dir"], p["conf_dir"], p["data_dir"]):
+        _makedirs(directory, created, module.check_mode)
+    changed = bool(created)
+    for path, text, want, mode in zip(paths, texts, wants, (0o755, 0o644)):
+        if text != want or not os.access(path, os.X_OK if mode == 0o755 else os.R_OK):
             changed = True
             if not module.check_mode:
-                _write(module, plugin_path, want_plugin, 0o755)
-        if conf_text != want_conf:
-            changed = True
-            if not module.check_mode:
-                _write(module, conf_path, want_conf, 0o644)
-        if created and p["record"] and not module.check_mode:
-            record["created"] = record.get("created", []) + created
-            _makedirs(os.path.dirname(p["record"]), [], False)
-            _write(module, p["record"], json.dumps(record, indent=2) + "\n", 0o644)
-        after = dict(plugin=True, config=config, runtime_pods=names)
-        ip.result(changed, before=before, after=after, plugin=plugin_path, conflist=conf_path, config=config,
-                  runtime_pods=names)
+                _write(module, path, want, mode)
+    if created and p["record"] and not module.check_mode:
+        record["created"] = record.get("created", []) + created
+        _makedirs(os.path.dirname(p["record"]), [], False)
+        _write(module, p["record"], json.dumps(record, indent=2) + "\n", 0o644)
+    after = dict(before, plugin=True, config=config)
+    return skeleton.result(runner, changed, before, after, plugin=paths[0], conflist=paths[1], config=config,
+                           runtime_pods=before["runtime_pods"])
 
-    # absent: the runtime pods' host sides (each pair goes with its host end), stray routes of theirs,
-    # the reservations, the plugin and the config, then the directories this module made.
+
+def absent(module, runner, paths, texts, record, before):
+    """The runtime pods' host sides (each pair goes with its host end), stray routes of theirs, the
+    reservations, the plugin and the config, then the directories this module made."""
+    p = module.params
+    names = before["runtime_pods"]
     for name in names:
-        ip.run("ip", ["link", "del", "dev", name])
-    gone = set(names)
-    for item in ip.read_json("ip", ["route", "show", "table", "all", "proto", str(cni.ROUTE_PROTOCOL)]):
-        if module.check_mode and item.get("dev") in gone:
+        runner.run("ip", ["link", "del", "dev", name])
+    for item in runner.read_json("ip", ["route", "show", "table", "all", "proto", str(cni.ROUTE_PROTOCOL)]):
+        if module.check_mode and item.get("dev") in names:
             continue
         args = ["route", "del", item["dst"]] + (["dev", item["dev"]] if item.get("dev") else [])
-        ip.run("ip", args + ["proto", str(cni.ROUTE_PROTOCOL), "table", str(item.get("table", "main"))])
-    changed = bool(ip.commands)
+        runner.run("ip", args + ["proto", str(cni.ROUTE_PROTOCOL), "table", str(item.get("table", "main"))])
+    changed = bool(runner.commands)
     reservations = os.path.join(p["data_dir"], p["network"])
     if os.path.isdir(reservations) and all(_RESERVATION_RE.match(f) for f in os.listdir(reservations)):
         changed = True
@@ -282,7 +249,7 @@ def main():
             for entry in os.listdir(reservations):
                 os.unlink(os.path.join(reservations, entry))
             os.rmdir(reservations)
-    for path, text, ours in ((plugin_path, plugin_text, _ours_plugin), (conf_path, conf_text, _ours_conflist)):
+    for path, text, ours in zip(paths, texts, (_ours_plugin, _ours_conflist)):
         if text is not None and ours(text):
             changed = True
             if not module.check_mode:
@@ -297,8 +264,42 @@ def main():
                     os.unlink(os.path.join(directory, "cni.lock"))
                 if os.path.isdir(directory) and not os.listdir(directory):
                     os.rmdir(directory)
-    ip.result(changed, before=before, after=dict(plugin=False, config=None, runtime_pods=[]),
-              plugin=plugin_path, conflist=conf_path, config=None, runtime_pods=names)
+    return skeleton.result(runner, changed, before, dict(plugin=False, config=None, runtime_pods=[]),
+                           plugin=paths[0], conflist=paths[1], config=None, runtime_pods=names)
+
+
+def converge(module):
+    p = module.params
+    if not _NETWORK_RE.match(p["network"]):
+        raise PodnetError("network: %r is not a network name (letters, digits, _ . -)" % p["network"])
+    for key in ("bin_dir", "conf_dir", "data_dir", "python"):
+        if not p[key].startswith("/"):
+            raise PodnetError("%s: %r is not an absolute path" % (key, p[key]))
+    paths = (os.path.join(p["bin_dir"], cni.PLUGIN_TYPE), os.path.join(p["conf_dir"], "10-%s.conflist" % p["network"]))
+    texts = tuple(_read(path) for path in paths)
+    record = json.loads(_read(p["record"]) or "{}") if p["record"] else {}
+    runner = Runner(module, p["netns"])
+    names = [link["ifname"] for link in runner.links() if cni.is_runtime_link(link)]
+    before = dict(plugin=texts[0] is not None, config=json.loads(texts[1]) if _ours_conflist(texts[1]) else None,
+                  runtime_pods=names)
+    return (present if p["state"] == "present" else absent)(module, runner, paths, texts, record, before)
+
+
+def main():
+    skeleton.main(converge, dict(
+        skeleton.COMMON_ARGS,
+        pod_cidr=dict(type="str"),
+        exclude=dict(type="list", elements="str", default=[]),
+        gateway=dict(type="str", default=cni.DEFAULT_GATEWAY),
+        mtu=dict(type="int"),
+        network=dict(type="str", default="podnet"),
+        bin_dir=dict(type="path", default="/opt/cni/bin"),
+        conf_dir=dict(type="path", default="/etc/cni/net.d"),
+        data_dir=dict(type="path", default=cni.DEFAULT_DATA_DIR),
+        portmap=dict(type="bool", default=True),
+        python=dict(type="path", default="/usr/bin/python3"),
+        record=dict(type="path"),
+    ), required_if=[("state", "present", ["pod_cidr"])])
 
 
 if __name__ == "__main__":
