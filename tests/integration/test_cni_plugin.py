@@ -33,8 +33,8 @@ def test_present_again_check_diff_absent(module, node, tmp_path):
         env = ["env", "-i", "CNI_COMMAND=ADD", "CNI_CONTAINERID=c1", "CNI_NETNS=/run/netns/%sc" % node,
                "CNI_IFNAME=eth0", "CNI_PATH=/usr/lib/cni", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", str(plugin)]
         conf = json.loads(conflist.read_text())
-        result = json.loads(sh(*env, ns=node, input=json.dumps(dict(conf["plugins"][0], cniVersion="1.0.0",
-                                                                     name="podnet"))))
+        stdin = json.dumps(dict(conf["plugins"][0], cniVersion="1.0.0", name="podnet"))
+        result = json.loads(sh(*env, ns=node, input=stdin))
         host = result["interfaces"][0]["name"]
         check = module("cni_plugin", args(tmp_path, state="absent"), ns=node, check=True)
         assert check.changed and check["runtime_pods"] == [host] and plugin.exists()
