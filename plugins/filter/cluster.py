@@ -93,10 +93,21 @@ def check_underlay(data, hostvars, read=None):
 
 def node_plan(data, host, fact):
     """``validate_cluster | podnet.fabric.node_plan(inventory_hostname, podnet_underlay)``: what this
-    node must hold."""
+    node must hold (node_plan.py), its per-peer lists as JSON text (``as_json``)."""
     if not isinstance(fact, dict) or not fact.get("iface"):
         raise AnsibleFilterError("podnet: host %s: its underlay was not read (podnet.fabric.node_facts)" % host)
-    return _podnet(planner.plan, _cluster(data), host, fact)
+    return as_json(_podnet(planner.plan, _cluster(data), host, fact))
+
+
+def as_json(plan):
+    """The plan with the lists that grow with the cluster (routes, FDB and neighbour entries, the
+    chains with the guard's rule per peer) as JSON text, which the modules take as ``*_json``:
+    Ansible templates a string at no cost, a list of dicts entry by entry (skeleton.main)."""
+    plan = dict(plan, routes=json.dumps(plan["routes"]), iptables=json.dumps(plan["iptables"]))
+    if plan["fdb"]:
+        plan["fdb"] = dict(plan["fdb"], entries=json.dumps(plan["fdb"]["entries"]),
+                           neighbors=json.dumps(plan["fdb"]["neighbors"]))
+    return plan
 
 
 def verify_plan(data, host, mtu, hostvars):

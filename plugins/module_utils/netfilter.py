@@ -22,9 +22,9 @@ import re
 _COMMENT_SAFE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
-def by_name(chains):
-    """``{name: chain}`` of a ``chains`` list."""
-    return dict((c["name"], c) for c in chains)
+def names(cluster):
+    """podnet's chains, in the order ``chains`` lists them: forward, policy, INPUT guard."""
+    return [cluster.settings["iptables_chain"], cluster.policy_chain, cluster.input_chain]
 
 
 def guard(cluster, node):

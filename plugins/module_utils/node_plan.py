@@ -13,7 +13,8 @@ key                used by
 ``routes``         the mode roles (podnet.fabric.node_route)
 ``tunnel``         ipip and vxlan roles (podnet.fabric.ip_tunnel); null in host-gw
 ``fdb``            vxlan role (podnet.fabric.vxlan_fdb); null unless vxlan
-``iptables``       node role and teardown (podnet.fabric.iptables_chain ``chains``)
+``iptables``       node role (podnet.fabric.iptables_chain ``chains``)
+``iptables_absent`` teardown: the same chains by name, with state absent
 ``devices``        teardown: podnet's tunnel devices, by name and kind
 ``absent_tunnels`` cleanup role: the devices of the other modes this node has
 ``sysctl_file``    node role and teardown (podnet.fabric.node_sysctl)
@@ -22,6 +23,10 @@ key                used by
 
 Only this node's own peer list grows with the cluster: one route per peer, and in vxlan one
 neighbour and one FDB entry per tunnel peer, and in the tunnel modes one guard rule per peer.
+The ``podnet.fabric.node_plan`` filter hands those lists (``routes``, ``fdb``'s entries and
+neighbours, ``iptables``) to Ansible as JSON text, which the modules take as ``routes_json``,
+``entries_json``, ``neighbors_json`` and ``chains_json``: Ansible templates a string at no cost
+and a list of dicts entry by entry (plugins/module_utils/skeleton.py ``main``).
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ def plan(cluster, name, fact):
     result = dict(mode=cluster.mode, mtu=mtu, pods=pods, routes=routes, tunnel=tunnel,
                   fdb=_fdb(cluster, peers), devices=devices, absent_tunnels=absent,
                   iptables=netfilter.chains(cluster, node),
+                  iptables_absent=[dict(name=c, state="absent") for c in netfilter.names(cluster)],
                   sysctl_file="%s/%s-sysctl.json" % (s["state_dir"].rstrip("/"), name))
     result["warnings"] = rp_filter.warnings(name, iface, tunnel and tunnel["name"],
                                             [p["host_ifname"] for p in node.pods], fact)

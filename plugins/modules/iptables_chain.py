@@ -101,6 +101,13 @@ options:
         type: str
         choices: [present, absent]
         default: present
+  chains_json:
+    description:
+      - O(chains) as JSON text, validated on the node exactly as O(chains) is. Mutually exclusive with O(chains).
+      - podnet's roles pass a node's per-peer lists this way. Ansible templates a string at no cost, while it
+        copies a list of dicts entry by entry on the controller (about 27 microseconds an entry with
+        ansible-core 2.19), which at a thousand peers is most of the controller's work per node.
+    type: str
   table:
     description: The iptables table.
     type: str
@@ -279,8 +286,10 @@ def main():
             position=dict(type="int", default=1),
             rules=dict(type="list", elements="dict", default=[], options=RULE_OPTIONS),
         ),
-        required_one_of=[("name", "chains")],
-        mutually_exclusive=[("chains", "name"), ("chains", "parent"), ("chains", "rules")],
+        json_options=("chains",),
+        required_one_of=[("name", "chains", "chains_json")],
+        mutually_exclusive=[("chains", "name"), ("chains", "parent"), ("chains", "rules"),
+                            ("chains_json", "name"), ("chains_json", "parent"), ("chains_json", "rules")],
     )
 
 

@@ -121,3 +121,34 @@ def test_plan_unpacks_as_commands_before_after_and_carries_warnings_and_facts():
     empty = Plan([], None, None)
     assert empty.warnings == [] and empty.facts == {}
     assert "warnings=['left alone']" in repr(plan)
+
+
+# -- list options as JSON text (NAME_json), validated by NAME's own spec -------------------------
+
+SPEC = dict(routes=dict(type="list", elements="dict", default=[], options=dict(
+    dst=dict(type="str", required=True), onlink=dict(type="bool", default=False))))
+
+
+class Params(object):
+    def __init__(self, **params):
+        self.params = params
+
+
+def test_json_text_is_validated_by_the_list_options_own_spec():
+    module = Params(routes=[], routes_json='[{"dst": "192.168.11.0/24"}]')
+    skeleton._from_json(module, SPEC, "routes")
+    assert module.params["routes"] == [{"dst": "192.168.11.0/24", "onlink": False}]
+    untouched = Params(routes=[{"dst": "x"}], routes_json=None)
+    skeleton._from_json(untouched, SPEC, "routes")
+    assert untouched.params["routes"] == [{"dst": "x"}]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[{dst: 1}", "routes_json: not JSON text"),
+    ('[{"via": "10.57.4.21"}]', "routes_json: "),
+    ('{"dst": "192.168.11.0/24"}', "routes_json: "),
+])
+def test_bad_json_text_is_refused_naming_the_option(text, message):
+    with pytest.raises(PodnetError) as err:
+        skeleton._from_json(Params(routes=[], routes_json=text), SPEC, "routes")
+    assert str(err.value).startswith(message)
