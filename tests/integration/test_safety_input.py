@@ -169,6 +169,7 @@ CASES = [
     ("ttl-too-big", None, ["-e", "podnet_ipip_ttl=256"], None, "podnet_ipip_ttl", "out of range"),
     ("ttl-negative", None, ["-e", "podnet_ipip_ttl=-1"], None, "podnet_ipip_ttl", "out of range"),
     ("mtu-too-small", None, ["-e", "podnet_mtu=67"], None, "podnet_mtu", "out of range"),
+    ("mtu-below-ipv4-minimum", None, ["-e", "podnet_mtu=100"], None, "podnet_mtu", "is below 576"),
     ("mtu-too-big", None, ["-e", "podnet_mtu=65536"], None, "podnet_mtu", "out of range"),
     ("mtu-over-underlay-vxlan", None, ["-e", "podnet_mtu=1451"], "h1", "podnet_mtu",
      "larger than the underlay eth0 allows for vxlan (1500 - 50 = 1450)"),
@@ -196,6 +197,8 @@ CASES = [
     ("host-gw-peer-not-on-link", None, ["-e", "mode=host-gw"], "h1", "mode", "peer(s) h3 are not in this node's"),
     ("multicast-across-subnets", None, ["-e", "podnet_vxlan_fdb=multicast"], None, "podnet_vxlan_fdb",
      "multicast needs every node in one subnet"),
+    ("pod_cidr-in-own-underlay-subnet", {"h2": {"pod_cidr": "10.57.4.128/25", "pods": []}}, [], "h2", "pod_cidr",
+     "overlaps the node's own underlay subnet 10.57.4.0/24"),
     ("no-route-to-pod-gateway", NoDefaultRoute("h2"), [], "h2", "podnet_pod_gateway",
      "so proxy ARP would never answer"),
 ]

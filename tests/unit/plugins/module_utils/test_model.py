@@ -349,3 +349,36 @@ def test_direct_routing_takes_ansible_booleans_given_as_strings(value, expected)
     assert Cluster.from_inventory(SEED, {"direct_routing": value}).settings["direct_routing"] is expected
     with pytest.raises(PodnetError, match="podnet_direct_routing: must be true or false, not 'maybe'"):
         Cluster.from_inventory(SEED, {"direct_routing": "maybe"})
+
+
+@pytest.mark.parametrize("mtu, ok", [(100, False), (575, False), (576, True), ("576", True)])
+def test_podnet_mtu_below_what_every_ipv4_host_accepts_is_refused(mtu, ok):
+    if ok:
+        assert Cluster.from_inventory(SEED, {"mtu": mtu}).settings["mtu"] == 576
+        return
+    with pytest.raises(PodnetError, match=r"^podnet_mtu: %d is below 576, the datagram size every IPv4 host "
+                       r"must accept" % mtu):
+        Cluster.from_inventory(SEED, {"mtu": mtu})
+
+
+def test_pod_cidr_overlapping_the_node_own_underlay_subnet_is_refused():
+    # 10.57.4.128/25 holds neither node_ip, so the inventory alone cannot tell; node_facts' /24 can.
+    cluster = Cluster.from_inventory(hosts(host2={"pod_cidr": "10.57.4.128/25", "pods": []}))
+    with pytest.raises(PodnetError, match=r"^host host2: pod_cidr: 10.57.4.128/25 overlaps the node's own underlay "
+                       r"subnet 10.57.4.0/24 \(node_ip 10.57.4.21 on eth0\)"):
+        cluster.check_underlay(FACTS)
+    # A /32 underlay (no shared subnet) holds no pod CIDR.
+    narrow = copy.deepcopy(FACTS)
+    narrow["host1"]["prefixlen"] = narrow["host2"]["prefixlen"] = 32
+    cluster.check_underlay(narrow)
+
+
+def test_pod_cidr_overlapping_a_peer_underlay_subnet_is_refused_naming_the_peer():
+    facts = copy.deepcopy(FACTS)
+    facts["host1"]["prefixlen"] = 16  # host1 sits in 10.57.0.0/16, host2 in 10.57.4.0/24
+    cluster = Cluster.from_inventory(hosts(host2={"pod_cidr": "10.57.9.0/24", "pods": []}))
+    with pytest.raises(PodnetError, match=r"^host host2: pod_cidr: 10.57.9.0/24 overlaps the underlay subnet "
+                       r"10.57.0.0/16 of host host1"):
+        cluster.check_underlay(facts)
+    # host1 not read (unreachable): its subnet is unknown, host2's own is checked only.
+    cluster.check_underlay(facts, read={"host2"})
