@@ -145,8 +145,6 @@ CASES = [
      "pods[0].host_ifname", "the kernel allows at most 15"),
     ("host_ifname-option-like", pods_of("h2", (None, "192.168.11.10", "-veth")), [], "h2", "pods[0].host_ifname",
      "must not start with -"),
-    ("host_ifname-derived-too-long", pods_of("h2", ("a-long-pod-name", "192.168.11.10", None)), [], "h2",
-     "pods[0].name", "set pods[0].host_ifname"),
     ("host_ifname-twice", pods_of("h2", ("pa", "192.168.11.10", "veth-x"), ("pb", "192.168.11.11", "veth-x")), [],
      "h2", "pods[1].host_ifname", "is also the host_ifname of pod pa"),
     ("host_ifname-is-underlay", pods_of("h2", (None, "192.168.11.10", "eth0")), [], "h2", "pods[0].host_ifname",

@@ -58,7 +58,8 @@ def test_seed_is_valid_and_defaults_apply():
      "pods[1].ip: 192.168.10.10 is already used by pod p1"),
     (hosts(host2={"pods": [{"name": "pod-a", "ip": "192.168.11.10"}]}), {}, "host host2: pods[0].name: pod pod-a is also defined on host host1"),
     (hosts(host1={"pods": [{"name": "-pod", "ip": "192.168.10.10"}]}), {}, "host host1: pods[0].name:"),
-    (hosts(host1={"pods": [{"name": "a-very-long-pod-name", "ip": "192.168.10.10"}]}), {}, "set pods[0].host_ifname"),
+    (hosts(host1={"pods": [{"name": "a-pod", "ip": "192.168.10.10", "host_ifname": "veth-a-very-long-pod-name"}]}), {},
+     "host host1: pods[0].host_ifname: interface name 'veth-a-very-long-pod-name'"),
     (hosts(host1={"node_iface": "eth0;reboot"}), {}, "host host1: node_iface:"),
     (SEED, {"mode": "bgp"}, "mode: unknown mode 'bgp'"),
     (SEED, {"vxlan_fdb": "gossip"}, "podnet_vxlan_fdb: unknown FDB strategy"),
@@ -382,3 +383,13 @@ def test_pod_cidr_overlapping_a_peer_underlay_subnet_is_refused_naming_the_peer(
         cluster.check_underlay(facts)
     # host1 not read (unreachable): its subnet is unknown, host2's own is checked only.
     cluster.check_underlay(facts, read={"host2"})
+
+
+def test_long_pod_name_gets_its_veth_name_from_pod_veth_name():
+    from ansible_collections.podnet.fabric.plugins.module_utils import pod
+    name = "frontend-7d9f8b6c4-x2k9p"
+    cluster = Cluster.from_inventory(hosts(host1={"pods": [{"name": name, "ip": "192.168.10.10"}]}))
+    assert cluster.node("host1").pods[0]["host_ifname"] == pod.veth_name(name)
+    assert Cluster.from_data(cluster.to_data()).node("host1").pods[0]["host_ifname"] == pod.veth_name(name)
+    given = Cluster.from_inventory(hosts(host1={"pods": [{"name": name, "ip": "192.168.10.10", "host_ifname": "vf1"}]}))
+    assert given.node("host1").pods[0]["host_ifname"] == "vf1"
