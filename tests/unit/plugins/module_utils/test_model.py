@@ -393,3 +393,18 @@ def test_long_pod_name_gets_its_veth_name_from_pod_veth_name():
     assert Cluster.from_data(cluster.to_data()).node("host1").pods[0]["host_ifname"] == pod.veth_name(name)
     given = Cluster.from_inventory(hosts(host1={"pods": [{"name": name, "ip": "192.168.10.10", "host_ifname": "vf1"}]}))
     assert given.node("host1").pods[0]["host_ifname"] == "vf1"
+
+
+def test_verify_skips_the_pods_of_a_node_not_read_and_names_it():
+    three = hosts()
+    three["host3"] = {"node_ip": "10.57.4.22", "pod_cidr": "192.168.12.0/24",
+                      "pods": [{"name": "pod-c", "ip": "192.168.12.10"}]}
+    cluster = Cluster.from_inventory(three)
+    facts = dict(FACTS)  # host3 unreachable: its facts were never read
+    one = cluster.verify_plan("host1", facts)
+    assert not [p for p in one["probes"] if p["dst"] == "192.168.12.10"], one["probes"]
+    assert {"src": "pod-a", "dst": "192.168.11.10"} in one["probes"] and {"src": "", "dst": "192.168.11.10"} in one["probes"]
+    assert one["unread"] == ["host3"] and one["skipped"] == [{"node": "host3", "pod": "pod-c", "ip": "192.168.12.10"}]
+    assert one["capture"]["sender"] == "host1" and one["capture"]["receiver"] == "host2"
+    every = cluster.verify_plan("host1", dict(facts, host3=FACTS["host1"]))
+    assert every["unread"] == [] and {"src": "pod-a", "dst": "192.168.12.10"} in every["probes"]
