@@ -215,7 +215,7 @@ class Cluster(object):
             if start <= end:
                 first, second = sorted((one, other), key=lambda n: n.name)
                 raise error(second.name, "pod_cidr", "%s overlaps %s of host %s"
-                           % (second.pod_cidr, first.pod_cidr, first.name))
+                            % (second.pod_cidr, first.pod_cidr, first.name))
         starts = [span[0] for span in spans]
 
         def holder(address):
@@ -226,11 +226,11 @@ class Cluster(object):
             node = holder(ipaddress.IPv4Address(peer.node_ip))
             if node is not None and node is not peer:
                 raise error(node.name, "pod_cidr", "%s contains node_ip %s of host %s"
-                           % (node.pod_cidr, peer.node_ip, peer.name))
+                            % (node.pod_cidr, peer.node_ip, peer.name))
         node = holder(ipaddress.IPv4Address(settings["pod_gateway"]))
         if node is not None:
             raise error(node.name, "pod_cidr", "%s contains the pod gateway %s (podnet_pod_gateway)"
-                       % (node.pod_cidr, settings["pod_gateway"]))
+                        % (node.pod_cidr, settings["pod_gateway"]))
 
     @staticmethod
     def _policy(raw, nodes):
@@ -247,13 +247,13 @@ class Cluster(object):
             for key in ("from", "to"):
                 if entry.get(key) not in pods:
                     raise error(None, "%s.%s" % (var, key), "unknown pod %r; the pods are %s"
-                               % (entry.get(key), ", ".join(sorted(pods)) or "none"))
+                                % (entry.get(key), ", ".join(sorted(pods)) or "none"))
             if entry["from"] == entry["to"]:
                 raise error(None, var, "from and to are both %s; a pod's traffic to itself never leaves it" % entry["to"])
             action = entry.get("action", "deny")
             if action not in POLICY_ACTIONS:
                 raise error(None, "%s.action" % var, "unknown action %r; podnet knows %s (everything not denied "
-                           "is allowed)" % (action, ", ".join(POLICY_ACTIONS)))
+                            "is allowed)" % (action, ", ".join(POLICY_ACTIONS)))
             key = (entry["from"], entry["to"])
             if key in seen:
                 raise error(None, var, "%s -> %s is already podnet_policy[%d]" % (key + (seen[key],)))
@@ -271,7 +271,7 @@ class Cluster(object):
             raise error(where, "mode", "unknown mode %r; choose one of %s" % (s["mode"], ", ".join(MODES)))
         if s["vxlan_fdb"] not in FDB_STRATEGIES:
             raise error(where, "podnet_vxlan_fdb", "unknown FDB strategy %r; choose one of %s"
-                       % (s["vxlan_fdb"], ", ".join(FDB_STRATEGIES)))
+                        % (s["vxlan_fdb"], ", ".join(FDB_STRATEGIES)))
         s["pod_gateway"] = _check(where, "podnet_pod_gateway", validate.ipv4, s["pod_gateway"], "podnet_pod_gateway")
         s["vxlan_vni"] = _check(where, "podnet_vxlan_vni", validate.vni, s["vxlan_vni"], "podnet_vxlan_vni")
         s["vxlan_port"] = _check(where, "podnet_vxlan_port", validate.port, s["vxlan_port"], "podnet_vxlan_port")
@@ -287,8 +287,8 @@ class Cluster(object):
         if s["mtu"] not in (None, ""):
             s["mtu"] = _check(where, "podnet_mtu", validate.mtu, s["mtu"], "podnet_mtu")
             if s["mtu"] < MTU_FLOOR:
-                raise error(where, "podnet_mtu", "%d is below %d, the datagram size every IPv4 host must accept "
-                           "(RFC 791); pods could not exchange ordinary traffic" % (s["mtu"], MTU_FLOOR))
+                raise error(where, "podnet_mtu", "%s is below %d, the datagram size every IPv4 host must accept "
+                            "(RFC 791); pods could not exchange ordinary traffic" % (s["mtu"], MTU_FLOOR))
         else:
             s["mtu"] = None
         if not str(s["state_dir"]).startswith("/"):
@@ -296,7 +296,7 @@ class Cluster(object):
         name = _check(where, "podnet_iptables_chain", chain.chain_name, s["iptables_chain"], "podnet_iptables_chain")
         if len(chain_prefix(name) + "-POLICY") > CHAIN_MAX:
             raise error(where, "podnet_iptables_chain", "%r is too long: podnet's INPUT and policy chains are named "
-                       "after it (%s-POLICY) and must fit %d characters" % (name, chain_prefix(name), CHAIN_MAX))
+                        "after it (%s-POLICY) and must fit %d characters" % (name, chain_prefix(name), CHAIN_MAX))
         s["direct_routing"] = _boolean(s["direct_routing"], "podnet_direct_routing")
         if s["tx_checksum_offload"] not in (None, ""):
             s["tx_checksum_offload"] = _boolean(s["tx_checksum_offload"], "podnet_tx_checksum_offload")
@@ -359,18 +359,18 @@ class Cluster(object):
                              var + ".host_ifname")
         if pod_name in mine:
             raise error(name, var + ".name", "pod %s is listed twice on this host (also pods[%d])"
-                       % (pod_name, mine[pod_name]))
+                        % (pod_name, mine[pod_name]))
         mine[pod_name] = index
         if pod_name in seen_pod:
             raise error(name, var + ".name", "pod %s is also defined on host %s (pod names are namespace "
-                       "names and must be unique across the cluster)" % (pod_name, seen_pod[pod_name]))
+                        "names and must be unique across the cluster)" % (pod_name, seen_pod[pod_name]))
         seen_pod[pod_name] = name
         if ip in used:
             raise error(name, var + ".ip", "%s is already %s" % (ip, used[ip]))
         used[ip] = "used by pod %s" % pod_name
         if host_ifname in ifnames:
             raise error(name, var + ".host_ifname", "%s is also the host_ifname of pod %s"
-                       % (host_ifname, ifnames[host_ifname]))
+                        % (host_ifname, ifnames[host_ifname]))
         ifnames[host_ifname] = pod_name
         if host_ifname in (settings["vxlan_device"], settings["ipip_device"]):
             raise error(name, var + ".host_ifname", "%s is podnet's tunnel device name" % host_ifname)

@@ -49,19 +49,19 @@ def check(cluster, facts, read=None):
                    if peer is not node and not low <= int(ipaddress.IPv4Address(peer.node_ip)) <= high]
             if far:
                 raise error(node.name, "mode", "host-gw needs every node on one L2 segment, but peer(s) %s "
-                           "are not in this node's underlay subnet; use ipip or vxlan, with "
-                           "podnet_direct_routing=true for host-gw routes where possible" % ", ".join(far))
+                            "are not in this node's underlay subnet; use ipip or vxlan, with "
+                            "podnet_direct_routing=true for host-gw routes where possible" % ", ".join(far))
     if cluster.mode == "vxlan" and cluster.settings["vxlan_fdb"] == "multicast":
         nets = set(subnet(node, facts[node.name]) for node in subjects)
         if len(nets) > 1:
             raise error(None, "podnet_vxlan_fdb", "multicast needs every node in one subnet (the group is not "
-                       "routed between %s); use static" % ", ".join(sorted(str(n) for n in nets)))
+                        "routed between %s); use static" % ", ".join(sorted(str(n) for n in nets)))
         # The nodes not read are judged by their node_ip against the read nodes' one subnet.
         net = next(iter(nets), None)
         far = [n.name for n in cluster.nodes if net and ipaddress.IPv4Address(n.node_ip) not in net]
         if far:
             raise error(None, "podnet_vxlan_fdb", "multicast needs every node in one subnet, but node(s) %s "
-                       "are not in %s; use static" % (", ".join(far), net))
+                        "are not in %s; use static" % (", ".join(far), net))
 
 
 def _no_pod_cidr_in_underlay(cluster, subjects, facts):
@@ -74,7 +74,7 @@ def _no_pod_cidr_in_underlay(cluster, subjects, facts):
         net = subnet(node, facts[node.name])
         if node.network.overlaps(net):
             raise error(node.name, "pod_cidr", "%s overlaps the node's own underlay subnet %s (node_ip %s on %s)"
-                       % (node.pod_cidr, net, node.node_ip, facts[node.name]["iface"]))
+                        % (node.pod_cidr, net, node.node_ip, facts[node.name]["iface"]))
     nets = {}
     for node in subjects:
         nets.setdefault(subnet(node, facts[node.name]), node)
@@ -82,7 +82,7 @@ def _no_pod_cidr_in_underlay(cluster, subjects, facts):
         for net, holder in nets.items():
             if holder is not node and node.network.overlaps(net):
                 raise error(node.name, "pod_cidr", "%s overlaps the underlay subnet %s of host %s"
-                           % (node.pod_cidr, net, holder.name))
+                            % (node.pod_cidr, net, holder.name))
 
 
 def _check_node(cluster, node, fact):
@@ -90,17 +90,17 @@ def _check_node(cluster, node, fact):
         raise error(node.name, "node_ip", "no interface on the node holds %s" % node.node_ip)
     if node.node_iface and fact["iface"] != node.node_iface:
         raise error(node.name, "node_iface", "%s does not hold node_ip %s (it is on %s)"
-                   % (node.node_iface, node.node_ip, fact["iface"]))
+                    % (node.node_iface, node.node_ip, fact["iface"]))
     for index, pod in enumerate(node.pods):
         if pod["host_ifname"] == fact["iface"]:
             raise error(node.name, "pods[%d].host_ifname" % index, "%s is the node's underlay interface "
-                       "(it holds node_ip %s)" % (fact["iface"], node.node_ip))
+                        "(it holds node_ip %s)" % (fact["iface"], node.node_ip))
     if not fact.get("gateway_route"):
         raise error(node.name, "podnet_pod_gateway", "the node has no route to %s through another "
-                   "interface (e.g. a default route), so proxy ARP would never answer the pods"
-                   % cluster.settings["pod_gateway"])
+                    "interface (e.g. a default route), so proxy ARP would never answer the pods"
+                    % cluster.settings["pod_gateway"])
     wanted = mtu(cluster, fact)
     limit = fact["mtu"] - OVERHEAD[cluster.mode]
     if wanted > limit:
         raise error(node.name, "podnet_mtu", "%d is larger than the underlay %s allows for %s (%d - %d = %d)"
-                   % (wanted, fact["iface"], cluster.mode, fact["mtu"], OVERHEAD[cluster.mode], limit))
+                    % (wanted, fact["iface"], cluster.mode, fact["mtu"], OVERHEAD[cluster.mode], limit))
