@@ -5,20 +5,21 @@
 
 ``plan(cluster, name, fact)`` returns exactly what the roles hand to the modules, each once:
 
-=================  =====================================================================
-key                used by
-=================  =====================================================================
-``mode``, ``mtu``  site.yml (which mode role), verify's matrix
-``pods``           pods role (podnet.fabric.pod_netns ``pods``), teardown, verify's matrix
-``routes``         the mode roles (podnet.fabric.node_route)
-``tunnel``         ipip and vxlan roles (podnet.fabric.ip_tunnel); null in host-gw
-``fdb``            vxlan role (podnet.fabric.vxlan_fdb); null unless vxlan
-``iptables``       node role and teardown (podnet.fabric.iptables_chain ``chains``)
-``devices``        teardown: podnet's tunnel devices, by name and kind
-``absent_tunnels`` cleanup role: the devices of the other modes this node has
-``sysctl_file``    node role and teardown (podnet.fabric.node_sysctl)
-``warnings``       node role (rp_filter, see rp_filter.py)
-=================  =====================================================================
+===================  ==========================================================================
+key                  used by
+===================  ==========================================================================
+``mode``, ``mtu``    site.yml (which mode role), verify's matrix
+``pods``             pods role (podnet.fabric.pod_netns ``pods``), teardown, verify's matrix
+``routes``           the mode roles (podnet.fabric.node_route)
+``tunnel``           ipip and vxlan roles (podnet.fabric.ip_tunnel); null in host-gw
+``fdb``              vxlan role (podnet.fabric.vxlan_fdb); null unless vxlan
+``iptables``         cleanup role and teardown (podnet.fabric.iptables_chain ``chains``)
+``iptables_switch``  node role: ``iptables``, the guard also covering ``absent_tunnels``' kinds
+``devices``          teardown: podnet's tunnel devices, by name and kind
+``absent_tunnels``   cleanup role: the devices of the other modes this node has
+``sysctl_file``      node role and teardown (podnet.fabric.node_sysctl)
+``warnings``         node role (rp_filter, see rp_filter.py)
+===================  ==========================================================================
 
 Only this node's own peer list grows with the cluster: one route per peer, and in vxlan one
 neighbour and one FDB entry per tunnel peer, and in the tunnel modes one guard rule per peer.
@@ -71,6 +72,9 @@ def plan(cluster, name, fact):
     result = dict(mode=cluster.mode, mtu=mtu, pods=pods, routes=routes, tunnel=tunnel,
                   fdb=_fdb(cluster, peers), devices=devices, absent_tunnels=absent,
                   iptables=netfilter.chains(cluster, node),
+                  # What the node role writes: during a mode switch the guard also covers the old
+                  # mode's device; the cleanup role deletes the device, then writes ``iptables``.
+                  iptables_switch=netfilter.chains(cluster, node, [d["kind"] for d in absent]),
                   sysctl_file="%s/%s-sysctl.json" % (s["state_dir"].rstrip("/"), name))
     result["warnings"] = rp_filter.warnings(name, iface, tunnel and tunnel["name"],
                                             [p["host_ifname"] for p in node.pods], fact)

@@ -233,3 +233,26 @@ def test_long_pod_name_converges_with_a_stable_derived_veth_name(tmp_path):
         assert_same(lab.state(), pristine)
     finally:
         lab.down()
+
+
+def test_switch_to_host_gw_keeps_the_guard_until_the_tunnel_device_is_gone(lab2):
+    """vxlan -> host-gw: the guard (PODNET-INPUT) goes only after the cleanup role deleted vxlan0,
+    never before: in between, the kernel would decapsulate anyone's VXLAN on the underlay."""
+    from test_safety_input import play_json
+
+    lab2.converge("vxlan")
+    rc, results, output = play_json(lab2, lab2.inventory, "-e", "mode=host-gw")
+    assert rc == 0, output
+    for host in ("h1", "h2"):
+        mine = [r for h, r in results if h == host]
+        writes = [i for i, r in enumerate(mine) if isinstance(r.get("chains"), dict) and "PODNET-INPUT" in r["chains"]]
+        deleted = [i for i, r in enumerate(mine) if r.get("changed") and "vxlan0" in json.dumps(r)
+                   and '"del"' in json.dumps(r)]
+        assert writes and deleted, (host, writes, deleted, output)
+        # The first write of podnet's chains (node role) keeps the guard; the device goes; then the guard.
+        assert mine[writes[0]]["chains"]["PODNET-INPUT"], (host, mine[writes[0]])
+        assert writes[0] < deleted[0] < writes[-1], (host, writes, deleted)
+        assert mine[writes[-1]]["chains"]["PODNET-INPUT"] == [], (host, mine[writes[-1]])
+    assert "PODNET-INPUT" not in sh("ip", "netns", "exec", lab2.namespaces[0], "iptables", "-w", "-S")
+    again = lab2.converge("host-gw")
+    assert set(changed_per_host(again).values()) == {0}, again.stdout[-3000:]

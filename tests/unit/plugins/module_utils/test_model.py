@@ -105,7 +105,7 @@ def test_host_gw_plan():
     assert plan["pods"][0]["address"] == "192.168.10.10/24" and plan["pods"][0]["gateway"] == "169.254.10.24"
     # Exactly pod_netns's options, for its pods list (one call per node).
     assert plan["pods"] == [{"name": "pod-a", "address": "192.168.10.10/24", "host_ifname": "veth-pod-a",
-                                  "gateway": "169.254.10.24", "mtu": 1500}]
+                             "gateway": "169.254.10.24", "mtu": 1500}]
     # Teardown: the same entries with state absent (roles/teardown).
     assert [dict((k, p[k]) for k in ("name", "host_ifname")) for p in plan["pods"]] == [
         {"name": "pod-a", "host_ifname": "veth-pod-a"}]
@@ -408,3 +408,26 @@ def test_verify_skips_the_pods_of_a_node_not_read_and_names_it():
     assert one["capture"]["sender"] == "host1" and one["capture"]["receiver"] == "host2"
     every = cluster.verify_plan("host1", dict(facts, host3=FACTS["host1"]))
     assert every["unread"] == [] and {"src": "pod-a", "dst": "192.168.12.10"} in every["probes"]
+
+
+def test_a_mode_switch_keeps_the_old_device_guarded_until_cleanup_deletes_it():
+    def chains(plan, key):
+        return dict((c["name"], c) for c in plan[key])
+
+    old_vxlan = dict(FACTS, host1=dict(FACTS["host1"], tunnels={"vxlan0": "vxlan"}))
+    plan = Cluster.from_inventory(SEED, {"mode": "host-gw"}).node_plan("host1", old_vxlan)
+    assert plan["absent_tunnels"] == [{"name": "vxlan0", "kind": "vxlan"}]
+    assert chains(plan, "iptables")["PODNET-INPUT"]["state"] == "absent"
+    during = chains(plan, "iptables_switch")["PODNET-INPUT"]
+    assert during["state"] == "present" and during["parent"] == "INPUT"
+    assert during["rules"] == [
+        {"protocol": "udp", "destination_port": 4789, "source": "10.57.4.21", "jump": "ACCEPT", "comment": "podnet peer host2"},
+        {"protocol": "udp", "destination_port": 4789, "jump": "DROP", "comment": "podnet guard"}]
+    # vxlan -> ipip: both the old vxlan device and the new ipip device are guarded meanwhile.
+    plan = Cluster.from_inventory(SEED, {"mode": "ipip"}).node_plan("host1", old_vxlan)
+    kinds = [r["protocol"] for r in chains(plan, "iptables_switch")["PODNET-INPUT"]["rules"] if r["jump"] == "DROP"]
+    assert kinds == ["4", "udp"] and [r["protocol"] for r in guard(plan) if r["jump"] == "DROP"] == ["4"]
+    # No old device: the node role writes the final chains at once.
+    steady = Cluster.from_inventory(SEED, {"mode": "host-gw"}).node_plan("host1", dict(
+        FACTS, host1=dict(FACTS["host1"], tunnels={})))
+    assert steady["iptables_switch"] == steady["iptables"] and steady["absent_tunnels"] == []
