@@ -103,7 +103,8 @@ def as_json(plan):
     """The plan with the lists that grow with the cluster (routes, FDB and neighbour entries, the
     chains with the guard's rule per peer) as JSON text, which the modules take as ``*_json``:
     Ansible templates a string at no cost, a list of dicts entry by entry (skeleton.main)."""
-    plan = dict(plan, routes=json.dumps(plan["routes"]), iptables=json.dumps(plan["iptables"]))
+    plan = dict(plan, routes=json.dumps(plan["routes"]), iptables=json.dumps(plan["iptables"]),
+                iptables_switch=plan["iptables_switch"] and json.dumps(plan["iptables_switch"]))
     if plan["fdb"]:
         plan["fdb"] = dict(plan["fdb"], entries=json.dumps(plan["fdb"]["entries"]),
                            neighbors=json.dumps(plan["fdb"]["neighbors"]))

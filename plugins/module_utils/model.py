@@ -32,6 +32,9 @@ FDB_STRATEGIES = ("static", "flood", "multicast")
 OVERHEAD = {"host-gw": 0, "ipip": 20, "vxlan": 50}
 POD_KEYS = ("name", "ip", "host_ifname")
 CHAIN_MAX = 28
+# The smallest datagram every IPv4 host must accept (RFC 791): a pod MTU below it breaks ordinary
+# traffic (DNS over UDP, TCP's default MSS), although the kernel accepts MTUs down to 68.
+MTU_FLOOR = 576
 
 # Every cluster setting and its default, in one place (inventory: ``mode`` and ``podnet_<key>``).
 # roles/validate/meta/argument_specs.yml documents the same defaults (a unit test keeps them in step).
@@ -283,6 +286,9 @@ class Cluster(object):
             raise error(where, "podnet_ipip_device", "must differ from podnet_vxlan_device")
         if s["mtu"] not in (None, ""):
             s["mtu"] = _check(where, "podnet_mtu", validate.mtu, s["mtu"], "podnet_mtu")
+            if s["mtu"] < MTU_FLOOR:
+                raise error(where, "podnet_mtu", "%s is below %d, the datagram size every IPv4 host must accept "
+                            "(RFC 791); pods could not exchange ordinary traffic" % (s["mtu"], MTU_FLOOR))
         else:
             s["mtu"] = None
         if not str(s["state_dir"]).startswith("/"):

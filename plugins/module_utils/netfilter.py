@@ -12,7 +12,8 @@
   encapsulated packets (IP protocol 4, or UDP to the VXLAN port) are accepted from the other
   nodes only and dropped from anyone else. The kernel decapsulates whatever reaches a
   one-to-many tunnel, so without it any host on the underlay could inject packets "from" any
-  pod. host-gw: no chain.
+  pod. host-gw: no chain. During a mode switch the guard also covers the previous mode's
+  device until the cleanup role has deleted it (node_plan's ``iptables_switch``).
 """
 
 from __future__ import annotations
@@ -27,17 +28,20 @@ def names(cluster):
     return [cluster.settings["iptables_chain"], cluster.policy_chain, cluster.input_chain]
 
 
-def guard(cluster, node):
-    """The INPUT guard's rules: accept the mode's encapsulation from each peer, drop the rest."""
-    match = {"ipip": dict(protocol="4"),
-             "vxlan": dict(protocol="udp", destination_port=cluster.settings["vxlan_port"])}.get(cluster.mode)
-    if match is None:
-        return []
+def guard(cluster, node, also=()):
+    """The INPUT guard's rules: accept the mode's encapsulation from each peer, drop the rest.
+
+    ``also``: the kinds (ipip, vxlan) of other modes' devices the node still holds during a mode
+    switch; they decapsulate until the cleanup role deletes them, so they stay guarded until then."""
+    kinds = [kind for kind in ("ipip", "vxlan") if kind == cluster.mode or kind in also]
     rules = []
-    for peer in cluster.peers(node.name):
-        label = " " + peer.name if _COMMENT_SAFE_RE.match(peer.name) else ""
-        rules.append(dict(match, source=peer.node_ip, jump="ACCEPT", comment="podnet peer" + label))
-    rules.append(dict(match, jump="DROP", comment="podnet guard"))
+    for kind in kinds:
+        match = dict(protocol="4") if kind == "ipip" else dict(
+            protocol="udp", destination_port=cluster.settings["vxlan_port"])
+        for peer in cluster.peers(node.name):
+            label = " " + peer.name if _COMMENT_SAFE_RE.match(peer.name) else ""
+            rules.append(dict(match, source=peer.node_ip, jump="ACCEPT", comment="podnet peer" + label))
+        rules.append(dict(match, jump="DROP", comment="podnet guard"))
     return rules
 
 
@@ -48,9 +52,10 @@ def policy(cluster, node):
             for e in cluster.settings["policy"] if node.name in (e["from_node"], e["to_node"])]
 
 
-def chains(cluster, node):
-    """The three chains, each present or absent (the module orders them itself)."""
-    drops, accepts = policy(cluster, node), guard(cluster, node)
+def chains(cluster, node, also=()):
+    """The three chains, each present or absent (the module orders them itself); ``also``: see
+    ``guard``."""
+    drops, accepts = policy(cluster, node), guard(cluster, node, also)
     forward = ([dict(ctstate=["ESTABLISHED", "RELATED"], jump="ACCEPT", comment="podnet replies")]
                + ([dict(jump=cluster.policy_chain, comment="podnet")] if drops else [])
                + [dict(source=node.pod_cidr, jump="ACCEPT", comment="podnet pods out"),

@@ -5,21 +5,23 @@
 
 ``plan(cluster, name, fact)`` returns exactly what the roles hand to the modules, each once:
 
-=================  =====================================================================
-key                used by
-=================  =====================================================================
-``mode``, ``mtu``  site.yml (which mode role), verify's matrix
-``pods``           pods role (podnet.fabric.pod_netns ``pods``), teardown, verify's matrix
-``routes``         the mode roles (podnet.fabric.node_route)
-``tunnel``         ipip and vxlan roles (podnet.fabric.ip_tunnel); null in host-gw
-``fdb``            vxlan role (podnet.fabric.vxlan_fdb); null unless vxlan
-``iptables``       node role (podnet.fabric.iptables_chain ``chains``)
-``iptables_absent`` teardown: the same chains by name, with state absent
-``devices``        teardown: podnet's tunnel devices, by name and kind
-``absent_tunnels`` cleanup role: the devices of the other modes this node has
-``sysctl_file``    node role and teardown (podnet.fabric.node_sysctl)
-``warnings``       node role (rp_filter, see rp_filter.py)
-=================  =====================================================================
+===================  ==========================================================================
+key                  used by
+===================  ==========================================================================
+``mode``, ``mtu``    site.yml (which mode role), verify's matrix
+``pods``             pods role (podnet.fabric.pod_netns ``pods``), teardown, verify's matrix
+``routes``           the mode roles (podnet.fabric.node_route)
+``tunnel``           ipip and vxlan roles (podnet.fabric.ip_tunnel); null in host-gw
+``fdb``              vxlan role (podnet.fabric.vxlan_fdb); null unless vxlan
+``iptables``         node role, and the cleanup role after a mode switch (iptables_chain)
+``iptables_switch``  node role during a mode switch: ``iptables`` with the guard also covering
+                     ``absent_tunnels``' kinds until cleanup deleted them; null when no switch
+``iptables_absent``  teardown: the same chains by name, with state absent
+``devices``          teardown: podnet's tunnel devices, by name and kind
+``absent_tunnels``   cleanup role: the devices of the other modes this node has
+``sysctl_file``      node role and teardown (podnet.fabric.node_sysctl)
+``warnings``         node role (rp_filter, see rp_filter.py)
+===================  ==========================================================================
 
 Only this node's own peer list grows with the cluster: one route per peer, and in vxlan one
 neighbour and one FDB entry per tunnel peer, and in the tunnel modes one guard rule per peer.
@@ -77,6 +79,9 @@ def plan(cluster, name, fact):
                   fdb=_fdb(cluster, peers), devices=devices, absent_tunnels=absent,
                   iptables=netfilter.chains(cluster, node),
                   iptables_absent=[dict(name=c, state="absent") for c in netfilter.names(cluster)],
+                  # During a mode switch the node role writes this: the guard also covers the old
+                  # mode's device; the cleanup role deletes the device, then writes ``iptables``.
+                  iptables_switch=netfilter.chains(cluster, node, [d["kind"] for d in absent]) if absent else None,
                   sysctl_file="%s/%s-sysctl.json" % (s["state_dir"].rstrip("/"), name))
     result["warnings"] = rp_filter.warnings(name, iface, tunnel and tunnel["name"],
                                             [p["host_ifname"] for p in node.pods], fact)

@@ -18,6 +18,7 @@ Nothing here touches the system.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 
 from ansible_collections.podnet.fabric.plugins.module_utils import route, validate
@@ -27,6 +28,7 @@ from ansible_collections.podnet.fabric.plugins.module_utils.validate import Podn
 DEFAULT_GATEWAY = "169.254.10.24"
 DEFAULT_IFNAME = "eth0"
 HOST_IFNAME_PREFIX = "veth-"
+HOST_IFNAME_HASHED = "veth"
 VETH_DEFAULT_MTU = 1500
 
 # Namespace states as the module finds them under /run/netns.
@@ -34,20 +36,24 @@ NS_PRESENT, NS_ABSENT, NS_BROKEN = "present", "absent", "broken"
 
 
 def derive_host_ifname(name):
-    """``veth-<name>``, as in the seed (``veth-pod-a``)."""
-    return HOST_IFNAME_PREFIX + name
+    """The node's end of pod ``name``'s veth: ``veth-NAME`` when it fits the kernel's 15
+    characters (``veth-pod-a``, as in the seed), else ``veth`` + the first 11 hex digits of the
+    SHA-256 of the pod name (``frontend-7d9f8b6c4-x2k9p`` -> ``veth`` + 11 digits), stable
+    across runs and nodes, as calico derives ``caliXXXXXXXXXXX``.  The two forms never meet: a
+    hashed name has no ``-`` after ``veth``."""
+    derived = HOST_IFNAME_PREFIX + name
+    if len(derived) <= validate.IFNAMSIZ:
+        return derived
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()
+    return HOST_IFNAME_HASHED + digest[:validate.IFNAMSIZ - len(HOST_IFNAME_HASHED)]
 
 
 def veth_name(name, given=None, option="host_ifname"):
-    """The node's end of pod ``name``'s veth: ``given`` when set, else ``veth-NAME``, which the
-    kernel must accept (IFNAMSIZ); raises ``PodnetError`` starting with ``option``."""
+    """The node's end of pod ``name``'s veth: ``given`` when set, else ``derive_host_ifname``;
+    the one place podnet names a pod's veth (the model and pod_netns both call it). Raises
+    ``PodnetError`` starting with ``option``."""
     if given in (None, ""):
-        derived = derive_host_ifname(name)
-        if len(derived) > validate.IFNAMSIZ:
-            raise PodnetError(
-                "%s: the name derived from name, %r, is %d characters and the kernel allows at most %d; "
-                "set %s to a shorter name" % (option, derived, len(derived), validate.IFNAMSIZ, option))
-        given = derived
+        given = derive_host_ifname(name)
     return validate.ifname(given, option)
 
 

@@ -40,6 +40,7 @@ def check(cluster, facts, read=None):
     subjects = [node for node in cluster.nodes if read is None or node.name in read]
     for node in subjects:
         _check_node(cluster, node, facts.get(node.name))
+    _no_pod_cidr_in_underlay(cluster, subjects, facts)
     if cluster.mode == "host-gw":
         for node in subjects:
             net = subnet(node, facts[node.name])
@@ -61,6 +62,27 @@ def check(cluster, facts, read=None):
         if far:
             raise error(None, "podnet_vxlan_fdb", "multicast needs every node in one subnet, but node(s) %s "
                         "are not in %s; use static" % (", ".join(far), net))
+
+
+def _no_pod_cidr_in_underlay(cluster, subjects, facts):
+    """No pod CIDR overlaps a read node's underlay subnet: the pods' routes would shadow the
+    node addresses (and the node's own connected route would swallow the pods' traffic).
+
+    The node's own subnet first (the common mistake), then the other read nodes' subnets, each
+    distinct subnet once, so a large cluster in a few subnets costs nodes x subnets."""
+    for node in subjects:
+        net = subnet(node, facts[node.name])
+        if node.network.overlaps(net):
+            raise error(node.name, "pod_cidr", "%s overlaps the node's own underlay subnet %s (node_ip %s on %s)"
+                        % (node.pod_cidr, net, node.node_ip, facts[node.name]["iface"]))
+    nets = {}
+    for node in subjects:
+        nets.setdefault(subnet(node, facts[node.name]), node)
+    for node in cluster.nodes:
+        for net, holder in nets.items():
+            if holder is not node and node.network.overlaps(net):
+                raise error(node.name, "pod_cidr", "%s overlaps the underlay subnet %s of host %s"
+                            % (node.pod_cidr, net, holder.name))
 
 
 def _check_node(cluster, node, fact):

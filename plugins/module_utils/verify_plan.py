@@ -7,6 +7,10 @@
 node to every remote pod, and a path-MTU pair (MTU-28 bytes with DF passes, one byte more
 fails).  ``capture``: one pod-to-pod ping, from the first node's first pod to a pod of a peer
 reached through the tunnel when there is one, captured where it leaves the sender.
+
+Only nodes this run read (``fact_of`` answers for them) are probed: a pod on a node not read
+(unreachable, or outside ``--limit``) is skipped, never a failure; ``unread`` names those nodes
+and ``skipped`` their pods, so verify.yml checks everything else and then stops naming them.
 """
 
 from __future__ import annotations
@@ -14,38 +18,43 @@ from __future__ import annotations
 from ansible_collections.podnet.fabric.plugins.module_utils import node_plan
 
 
-def _remote(cluster, node, fact):
+def _remote(cluster, node, fact, read=None):
     """Other nodes' pods ``node``'s first pod may reach, those behind the tunnel first."""
     if not node.pods:
         return [], set()
     tunnelled = set(peer.name for peer in node_plan.tunnel_peers(cluster, node, fact))
     first = node.pods[0]["name"]
-    pods = [(n, p) for n, p in cluster.pods() if n is not node and not cluster.denied(first, p["ip"])]
+    pods = [(n, p) for n, p in cluster.pods() if n is not node and not cluster.denied(first, p["ip"])
+            and (read is None or n.name in read)]
     return sorted(pods, key=lambda item: item[0].name not in tunnelled), tunnelled
 
 
 def plan(cluster, name, mtu, fact_of):
     """``mtu``: this node's pod MTU (its plan's); ``fact_of(host)``: that host's node_facts or None."""
     node = cluster.node(name)
-    everyone = cluster.pods()
+    read = set(n.name for n in cluster.nodes if n is node or fact_of(n.name))
+    everyone = [(n, p) for n, p in cluster.pods() if n.name in read]
     probes = []
     for pod in node.pods:
         probes += [dict(src=pod["name"], dst=p["ip"], **({"expect": False} if cluster.denied(pod["name"], p["ip"]) else {}))
                    for _n, p in everyone if p["name"] != pod["name"]]
     probes += [dict(src="", dst=p["ip"]) for n, p in everyone if n is not node]
-    remote = _remote(cluster, node, fact_of(name))
+    remote = _remote(cluster, node, fact_of(name), read)
     if remote and remote[0]:
         target = remote[0][0][1]["ip"]
         probes.append(dict(src=node.pods[0]["name"], dst=target, size=mtu - 28, df=True))
         probes.append(dict(src=node.pods[0]["name"], dst=target, size=mtu - 27, df=True, expect=False))
-    return dict(probes=probes, capture=_capture(cluster, fact_of))
+    unread = [n.name for n in cluster.nodes if n.name not in read]
+    skipped = [dict(node=n.name, pod=p["name"], ip=p["ip"]) for n, p in cluster.pods() if n.name not in read]
+    return dict(probes=probes, capture=_capture(cluster, fact_of, read), unread=unread, skipped=skipped)
 
 
-def _capture(cluster, fact_of):
-    """The first node (that this run read) whose first pod may reach a remote pod sends one ping."""
+def _capture(cluster, fact_of, read):
+    """The first node (that this run read) whose first pod may reach a remote pod (on a node
+    read) sends one ping."""
     for sender in cluster.nodes:
         fact = fact_of(sender.name)
-        remote = _remote(cluster, sender, fact) if fact else None
+        remote = _remote(cluster, sender, fact, read) if fact else None
         if remote and remote[0]:
             break
     else:

@@ -99,8 +99,10 @@ options:
   host_ifname:
     description:
       - The node's end of the veth pair.
-      - Defaults to C(veth-NAME) (e.g. C(veth-pod-a)). Interface names have at most 15 characters;
-        when the derived name is longer the module fails and asks for this option.
+      - Defaults to C(veth-NAME) (e.g. C(veth-pod-a)) when that fits the kernel's 15 characters,
+        else to C(veth) and the first 11 hex digits of the SHA-256 of the pod name (as calico
+        derives C(caliXXXXXXXXXXX)), stable across runs; a hashed name has no C(-) after C(veth).
+        An explicit value always wins.
     type: str
   address:
     description:

@@ -363,6 +363,36 @@ def test_an_unreachable_node_is_named_and_the_others_converge(vx3):
     vx3.verify("vxlan")
 
 
+def task_section(proc, name):
+    """The output of the task whose header contains ``name`` (up to the next header)."""
+    text = proc.stdout
+    start = text.index("TASK [podnet.fabric.verify : %s" % name)
+    end = text.find("\nTASK [", start + 1)
+    return text[start:end if end > 0 else len(text)]
+
+
+@SLOW
+def test_verify_with_an_unreachable_node_names_it_and_checks_the_others(vx3):
+    fresh(vx3)
+    vx3.converge("vxlan")
+    vx3.rewrite(h3=dict(ansible_host=vx3.prefix + "gone"))
+    run = vx3.play("playbooks/verify.yml", "-e", "mode=vxlan", check=False)
+    output = run.stdout[-6000:] + run.stderr[-2000:]
+    assert run.returncode != 0, output
+    assert "fatal: [h3]: UNREACHABLE!" in run.stdout
+    assert "not verified: node(s) h3 could not be read" in run.stdout, output
+    for word in ("TypeError", "AnsibleUndefined", "is undefined", "template error"):
+        assert word not in run.stdout + run.stderr, output
+    # h1 and h2 were checked: their probes (none to h3's pod) passed, and a packet was captured.
+    probes = task_section(run, "All probes passed")
+    assert "ok: [h1]" in probes and "ok: [h2]" in probes, output
+    assert "on the wire" in run.stdout, output
+    matrix = task_section(run, "Show the reachability matrix")
+    assert "skip" in matrix and "not read, so not verified (probes to their pods skipped): h3" in matrix, matrix
+    assert " X " not in matrix.split("\n", 1)[1], matrix  # below the task's header: no probe failed
+    vx3.rewrite()
+
+
 @SLOW
 def test_a_node_leaving_is_purged_from_the_others_and_a_node_joining_is_learnt(vx3):
     vx3.rewrite()

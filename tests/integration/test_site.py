@@ -194,3 +194,65 @@ def test_ipip_hybrid_across_two_subnets(tmp_path):
         assert set(changed_per_host(again).values()) == {0}, again.stdout[-3000:]
     finally:
         lab.down()
+
+
+def test_long_pod_name_converges_with_a_stable_derived_veth_name(tmp_path):
+    """A real pod name (``frontend-7d9f8b6c4-x2k9p``) too long for ``veth-NAME``: no host_ifname
+    given, podnet derives ``veth`` + a hash (pod.veth_name), the same on every run."""
+    from ansible_collections.podnet.fabric.plugins.module_utils import pod
+
+    lab = Lab(tmp_path, "l", [("10.57.4.20", "192.168.10.0/24"), ("10.57.4.21", "192.168.11.0/24")])
+    name = lab.prefix + "frontend-7d9f8b6c4-x2k9p"
+    lab.hosts["h1"]["pods"] = [dict(name=name, ip="192.168.10.10")]
+    with open(lab.inventory) as handle:
+        inventory = yaml.safe_load(handle)
+    inventory["nodes"]["hosts"]["h1"]["pods"] = lab.hosts["h1"]["pods"]
+    with open(lab.inventory, "w") as handle:
+        yaml.safe_dump(inventory, handle)
+    veth = pod.veth_name(name)
+    assert veth.startswith("veth") and len(veth) == 15 and veth != "veth-" + name
+    try:
+        lab.up()
+        pristine = lab.state()
+        lab.converge("host-gw")
+        node = lab.hosts["h1"]["ansible_host"]
+
+        def host_veth():
+            links = [link for link in ipj(node, "-details", "link", "show")
+                     if link.get("linkinfo", {}).get("info_kind") == "veth" and link["ifname"] == veth]
+            assert links, "no veth %s on %s: %s" % (veth, node, [l["ifname"] for l in ipj(node, "link", "show")])
+            return links[0]["ifindex"]
+
+        first = host_veth()
+        assert ipj(name, "addr", "show", "eth0")[0]["addr_info"][0]["local"] == "192.168.10.10"
+        lab.verify("host-gw")
+        again = lab.converge("host-gw")
+        assert set(changed_per_host(again).values()) == {0}, again.stdout[-3000:]
+        assert host_veth() == first
+        lab.play("playbooks/teardown.yml")
+        assert_same(lab.state(), pristine)
+    finally:
+        lab.down()
+
+
+def test_switch_to_host_gw_keeps_the_guard_until_the_tunnel_device_is_gone(lab2):
+    """vxlan -> host-gw: the guard (PODNET-INPUT) goes only after the cleanup role deleted vxlan0,
+    never before: in between, the kernel would decapsulate anyone's VXLAN on the underlay."""
+    from test_safety_input import play_json
+
+    lab2.converge("vxlan")
+    rc, results, output = play_json(lab2, lab2.inventory, "-e", "mode=host-gw")
+    assert rc == 0, output
+    for host in ("h1", "h2"):
+        mine = [r for h, r in results if h == host]
+        writes = [i for i, r in enumerate(mine) if isinstance(r.get("chains"), dict) and "PODNET-INPUT" in r["chains"]]
+        deleted = [i for i, r in enumerate(mine) if r.get("changed") and "vxlan0" in json.dumps(r)
+                   and '"del"' in json.dumps(r)]
+        assert writes and deleted, (host, writes, deleted, output)
+        # The first write of podnet's chains (node role) keeps the guard; the device goes; then the guard.
+        assert mine[writes[0]]["chains"]["PODNET-INPUT"], (host, mine[writes[0]])
+        assert writes[0] < deleted[0] < writes[-1], (host, writes, deleted)
+        assert mine[writes[-1]]["chains"]["PODNET-INPUT"] == [], (host, mine[writes[-1]])
+    assert "PODNET-INPUT" not in sh("ip", "netns", "exec", lab2.namespaces[0], "iptables", "-w", "-S")
+    again = lab2.converge("host-gw")
+    assert set(changed_per_host(again).values()) == {0}, again.stdout[-3000:]

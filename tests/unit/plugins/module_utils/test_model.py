@@ -58,7 +58,8 @@ def test_seed_is_valid_and_defaults_apply():
      "pods[1].ip: 192.168.10.10 is already used by pod p1"),
     (hosts(host2={"pods": [{"name": "pod-a", "ip": "192.168.11.10"}]}), {}, "host host2: pods[0].name: pod pod-a is also defined on host host1"),
     (hosts(host1={"pods": [{"name": "-pod", "ip": "192.168.10.10"}]}), {}, "host host1: pods[0].name:"),
-    (hosts(host1={"pods": [{"name": "a-very-long-pod-name", "ip": "192.168.10.10"}]}), {}, "set pods[0].host_ifname"),
+    (hosts(host1={"pods": [{"name": "a-pod", "ip": "192.168.10.10", "host_ifname": "veth-a-very-long-pod-name"}]}), {},
+     "host host1: pods[0].host_ifname: interface name 'veth-a-very-long-pod-name'"),
     (hosts(host1={"node_iface": "eth0;reboot"}), {}, "host host1: node_iface:"),
     (SEED, {"mode": "bgp"}, "mode: unknown mode 'bgp'"),
     (SEED, {"vxlan_fdb": "gossip"}, "podnet_vxlan_fdb: unknown FDB strategy"),
@@ -376,3 +377,84 @@ def test_overlaps_found_among_many(cidrs, message):
     with pytest.raises(PodnetError) as err:
         Cluster.from_inventory(data)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("mtu, ok", [(100, False), (575, False), (576, True), ("576", True)])
+def test_podnet_mtu_below_what_every_ipv4_host_accepts_is_refused(mtu, ok):
+    if ok:
+        assert Cluster.from_inventory(SEED, {"mtu": mtu}).settings["mtu"] == 576
+        return
+    with pytest.raises(PodnetError, match=r"^podnet_mtu: %d is below 576, the datagram size every IPv4 host "
+                       r"must accept" % mtu):
+        Cluster.from_inventory(SEED, {"mtu": mtu})
+
+
+def test_pod_cidr_overlapping_the_node_own_underlay_subnet_is_refused():
+    # 10.57.4.128/25 holds neither node_ip, so the inventory alone cannot tell; node_facts' /24 can.
+    cluster = Cluster.from_inventory(hosts(host2={"pod_cidr": "10.57.4.128/25", "pods": []}))
+    with pytest.raises(PodnetError, match=r"^host host2: pod_cidr: 10.57.4.128/25 overlaps the node's own underlay "
+                       r"subnet 10.57.4.0/24 \(node_ip 10.57.4.21 on eth0\)"):
+        cluster.check_underlay(FACTS)
+    # A /32 underlay (no shared subnet) holds no pod CIDR.
+    narrow = copy.deepcopy(FACTS)
+    narrow["host1"]["prefixlen"] = narrow["host2"]["prefixlen"] = 32
+    cluster.check_underlay(narrow)
+
+
+def test_pod_cidr_overlapping_a_peer_underlay_subnet_is_refused_naming_the_peer():
+    facts = copy.deepcopy(FACTS)
+    facts["host1"]["prefixlen"] = 16  # host1 sits in 10.57.0.0/16, host2 in 10.57.4.0/24
+    cluster = Cluster.from_inventory(hosts(host2={"pod_cidr": "10.57.9.0/24", "pods": []}))
+    with pytest.raises(PodnetError, match=r"^host host2: pod_cidr: 10.57.9.0/24 overlaps the underlay subnet "
+                       r"10.57.0.0/16 of host host1"):
+        cluster.check_underlay(facts)
+    # host1 not read (unreachable): its subnet is unknown, host2's own is checked only.
+    cluster.check_underlay(facts, read={"host2"})
+
+
+def test_long_pod_name_gets_its_veth_name_from_pod_veth_name():
+    from ansible_collections.podnet.fabric.plugins.module_utils import pod
+    name = "frontend-7d9f8b6c4-x2k9p"
+    cluster = Cluster.from_inventory(hosts(host1={"pods": [{"name": name, "ip": "192.168.10.10"}]}))
+    assert cluster.node("host1").pods[0]["host_ifname"] == pod.veth_name(name)
+    assert Cluster.from_data(cluster.to_data()).node("host1").pods[0]["host_ifname"] == pod.veth_name(name)
+    given = Cluster.from_inventory(hosts(host1={"pods": [{"name": name, "ip": "192.168.10.10", "host_ifname": "vf1"}]}))
+    assert given.node("host1").pods[0]["host_ifname"] == "vf1"
+
+
+def test_verify_skips_the_pods_of_a_node_not_read_and_names_it():
+    three = hosts()
+    three["host3"] = {"node_ip": "10.57.4.22", "pod_cidr": "192.168.12.0/24",
+                      "pods": [{"name": "pod-c", "ip": "192.168.12.10"}]}
+    cluster = Cluster.from_inventory(three)
+    facts = dict(FACTS)  # host3 unreachable: its facts were never read
+    one = cluster.verify_plan("host1", facts)
+    assert not [p for p in one["probes"] if p["dst"] == "192.168.12.10"], one["probes"]
+    assert {"src": "pod-a", "dst": "192.168.11.10"} in one["probes"] and {"src": "", "dst": "192.168.11.10"} in one["probes"]
+    assert one["unread"] == ["host3"] and one["skipped"] == [{"node": "host3", "pod": "pod-c", "ip": "192.168.12.10"}]
+    assert one["capture"]["sender"] == "host1" and one["capture"]["receiver"] == "host2"
+    every = cluster.verify_plan("host1", dict(facts, host3=FACTS["host1"]))
+    assert every["unread"] == [] and {"src": "pod-a", "dst": "192.168.12.10"} in every["probes"]
+
+
+def test_a_mode_switch_keeps_the_old_device_guarded_until_cleanup_deletes_it():
+    def chains(plan, key):
+        return dict((c["name"], c) for c in plan[key])
+
+    old_vxlan = dict(FACTS, host1=dict(FACTS["host1"], tunnels={"vxlan0": "vxlan"}))
+    plan = Cluster.from_inventory(SEED, {"mode": "host-gw"}).node_plan("host1", old_vxlan)
+    assert plan["absent_tunnels"] == [{"name": "vxlan0", "kind": "vxlan"}]
+    assert chains(plan, "iptables")["PODNET-INPUT"]["state"] == "absent"
+    during = chains(plan, "iptables_switch")["PODNET-INPUT"]
+    assert during["state"] == "present" and during["parent"] == "INPUT"
+    assert during["rules"] == [
+        {"protocol": "udp", "destination_port": 4789, "source": "10.57.4.21", "jump": "ACCEPT", "comment": "podnet peer host2"},
+        {"protocol": "udp", "destination_port": 4789, "jump": "DROP", "comment": "podnet guard"}]
+    # vxlan -> ipip: both the old vxlan device and the new ipip device are guarded meanwhile.
+    plan = Cluster.from_inventory(SEED, {"mode": "ipip"}).node_plan("host1", old_vxlan)
+    kinds = [r["protocol"] for r in chains(plan, "iptables_switch")["PODNET-INPUT"]["rules"] if r["jump"] == "DROP"]
+    assert kinds == ["4", "udp"] and [r["protocol"] for r in guard(plan) if r["jump"] == "DROP"] == ["4"]
+    # No old device: the node role writes the final chains at once.
+    steady = Cluster.from_inventory(SEED, {"mode": "host-gw"}).node_plan("host1", dict(
+        FACTS, host1=dict(FACTS["host1"], tunnels={})))
+    assert steady["iptables_switch"] is None and steady["absent_tunnels"] == []

@@ -93,10 +93,12 @@ def test_wanted_defaults_and_derived_host_ifname():
     assert w["proxy_arp"] and w["forwarding"] and w["host_route"] and w["mtu"] is None
 
 
-def test_derived_host_ifname_too_long_asks_for_host_ifname():
-    with pytest.raises(PodnetError, match=r"^host_ifname: .*veth-a-long-podname.*set host_ifname"):
-        want(name="a-long-podname")
+def test_long_pod_name_gets_a_hashed_host_ifname_unless_one_is_given():
+    derived = want(name="a-long-podname")["host_ifname"]
+    assert derived == pod.veth_name("a-long-podname") and len(derived) == 15 and derived[4] != "-"
     assert want(name="a-long-podname", host_ifname="vh1")["host_ifname"] == "vh1"
+    with pytest.raises(PodnetError, match=r"^host_ifname: interface name 'veth-a-long-podname'"):
+        want(name="a-long-podname", host_ifname="veth-a-long-podname")
 
 
 def test_absent_needs_no_address():
@@ -327,11 +329,25 @@ def test_foreign_device_is_reported_before_a_foreign_route():
 def test_veth_name_derives_or_takes_the_given_one_naming_the_option():
     assert pod.veth_name("pod-a") == "veth-pod-a"
     assert pod.veth_name("a-very-long-pod-name", "cali1", "pods[0].host_ifname") == "cali1"
-    with pytest.raises(PodnetError, match=r"^pods\[0\]\.host_ifname: .*'veth-a-very-long-pod-name'.*"
-                                          r"set pods\[0\]\.host_ifname"):
-        pod.veth_name("a-very-long-pod-name", None, "pods[0].host_ifname")
+    with pytest.raises(PodnetError, match=r"^pods\[0\]\.host_ifname: interface name 'veth-a-very-long-pod-name'"):
+        pod.veth_name("a-very-long-pod-name", "veth-a-very-long-pod-name", "pods[0].host_ifname")
     with pytest.raises(PodnetError, match=r"^pods\[0\]\.host_ifname: interface name '-x'"):
         pod.veth_name("pod-a", "-x", "pods[0].host_ifname")
+
+
+def test_long_pod_names_get_a_stable_hashed_veth_name():
+    import hashlib
+    name = "frontend-7d9f8b6c4-x2k9p"
+    derived = pod.veth_name(name)
+    assert derived == "veth" + hashlib.sha256(name.encode()).hexdigest()[:11]
+    assert len(derived) == 15 and derived == pod.veth_name(name) and "-" not in derived
+    assert pod.veth_name("frontend-7d9f8b6c4-x2k9q") != derived
+    # Names that fit keep veth-NAME (nothing changes for existing users); 10 characters is the most.
+    assert pod.veth_name("abcdefghij") == "veth-abcdefghij"
+    assert pod.veth_name("abcdefghijk").startswith("veth") and pod.veth_name("abcdefghijk")[4] != "-"
+    # An explicit host_ifname still wins, and pod_netns derives the same name as the model.
+    assert pod.veth_name(name, "eth-front") == "eth-front"
+    assert want(name=name)["host_ifname"] == derived
 
 
 @pytest.mark.parametrize("address, words", [
