@@ -400,6 +400,36 @@ def scale_loads(section):
     return ("Load average (1 min) at the start / end of the run: %s." % "; ".join(loads)) if loads else ""
 
 
+WHY_PLAN_ONCE = """### How the cluster is planned once, and why that way
+
+Before, every filter call rebuilt the whole model from `hostvars`, once per host and task: N hosts
+each reading N hosts' variables, ~N^2 in all (the "before" table). What replaced it, and why:
+
+- **A `run_once` task whose result every host reads** (roles/validate: `validate_cluster`): the
+  inventory is read and validated once per run, O(N) in all; every node then plans itself from it
+  and its own `node_facts` (`podnet.fabric.node_plan`). `run_once` results go to every host of the
+  play, and with `--limit` or an unreachable node the plays still see the whole inventory
+  (`groups`), so peers are planned from it. The plan play always runs `linear` (a user's
+  `strategy: free` cannot start the check before every node's facts are in) and never in batches;
+  `podnet_serial` batches only the wiring play after it.
+- **An action plugin** doing the same would run the same Python once; it would add a plugin type
+  to the collection and change nothing measurable, since the cost is not the call but what Ansible
+  does with its result (below).
+- **Caching keyed by the inventory** (each host computing the model once, keyed by a hash of the
+  inventory) still has every host read every host's variables to compute the key: O(N) per host,
+  O(N^2) in all, the cost being removed. Not kept.
+- **What crosses Ansible as JSON text.** Measured here with this stub: ansible-core 2.19 templates a
+  list of 4000 route dicts into a module argument in ~110 ms (about 27 microseconds an entry), the
+  same list as one JSON string in no measurable time. So the validated cluster travels as JSON text
+  (one `json.loads` per reader instead of Ansible templating N nested dicts: 418-433 against
+  452-467 ms per node at N=128), and so do a node's per-peer lists (routes, FDB and neighbour
+  entries, the guard's rules): the modules take them as `routes_json`, `entries_json`,
+  `neighbors_json` and `chains_json`, validated on the node by the same argument spec as the list
+  options. That was the largest single cut (at N=256 from 559-669 to 441 ms per node).
+- **Role argument specs** no longer declare `podnet_plan`: validating it templated the whole plan
+  (one entry per peer) at every role's start, ~95 ms per node at N=256."""
+
+
 def scale_section(data, images):
     scale, before = data.get("scale"), data.get("scale_before")
     if not (scale or before):
@@ -437,6 +467,7 @@ def scale_section(data, images):
                 str(n) for n in sorted(wanted - measured)))
     if any(os.path.basename(i) == "benchmarks-scale.png" for i in images):
         out.append("![controller CPU per node vs N, modules stubbed](benchmarks-scale.png)")
+    out.append(WHY_PLAN_ONCE)
     return "\n\n".join(out)
 
 
