@@ -107,6 +107,8 @@ lab-down: venv
 # ping looks like on the sender's underlay and on its tunnel device into captures/ as
 # <lab>-<mode>-underlay.pcap and <lab>-<mode>-<device>.pcap (ipip: run it where the kernel has IPIP).
 capture: venv
+	@if [ "$(MODE)" = ipip ] && ! tests/tools/kernel-has ipip; then \
+	  echo "This kernel has no IPIP, so no ipip capture here (make ipip-vm checks one inside the qemu VM)."; exit 1; fi
 	$(BIN)/ansible-playbook site.yml -e mode=$(MODE) $(LAB_VARS)
 	$(BIN)/ansible-playbook playbooks/capture.yml -e mode=$(MODE) $(LAB_VARS)
 

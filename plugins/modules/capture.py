@@ -178,8 +178,8 @@ def main():
         packets = int(match.group(1)) if match else 0
         files.append(dict(iface=spec["name"], path=spec["path"], filter=spec["filter"], packets=packets))
         if not packets or not os.path.exists(spec["path"]):
-            empty.append("%s (%s; tcpdump: %s)" % (spec["name"], spec["filter"] or "no filter",
-                                                    result.get("err", "").strip().splitlines()[-1:]))
+            said = result.get("err", "").strip().splitlines()[-1:]
+            empty.append("%s (%s; tcpdump: %s)" % (spec["name"], spec["filter"] or "no filter", said))
     if empty:
         module.fail_json(msg="capture: no packet within %ds on %s" % (params["wait"], ", ".join(empty)),
                          files=files, commands=commands)

@@ -68,11 +68,10 @@ def test_installed_collection_converges_and_verifies_a_lab_from_another_folder(i
     assert doc["podnet.fabric.pod_netns"]["doc"]["filename"].startswith(str(coll) + "/"), doc
     prefix = "pnt%si" % RUN_ID
     hosts = {}
-    for index, (node_ip, cidr, pod_ip) in enumerate([("10.57.4.20", "192.168.10.0/24", "192.168.10.10"),
-                                                      ("10.57.4.21", "192.168.11.0/24", "192.168.11.10")]):
-        hosts["h%d" % (index + 1)] = dict(ansible_host="%sh%d" % (prefix, index + 1), node_ip=node_ip, pod_cidr=cidr,
-                                          pods=[dict(name="%sp%d" % (prefix, index + 1), ip=pod_ip,
-                                                    host_ifname="veth-p%d" % (index + 1))])
+    seed = [("10.57.4.20", "192.168.10.0/24", "192.168.10.10"), ("10.57.4.21", "192.168.11.0/24", "192.168.11.10")]
+    for number, (node_ip, cidr, pod_ip) in enumerate(seed, 1):
+        pod = dict(name="%sp%d" % (prefix, number), ip=pod_ip, host_ifname="veth-p%d" % number)
+        hosts["h%d" % number] = dict(ansible_host="%sh%d" % (prefix, number), node_ip=node_ip, pod_cidr=cidr, pods=[pod])
     inventory = user / "inventory.yml"
     inventory.write_text(yaml.safe_dump(dict(nodes=dict(hosts=hosts, vars=dict(
         ansible_connection="podnet.fabric.netns", ansible_python_interpreter=os.path.join(VENV_BIN, "python"),

@@ -4,7 +4,7 @@ each route to a peer in its mode's colour (hybrid vxlan: host-gw inside the subn
 
 import re
 import struct
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 from test_site import Lab
 

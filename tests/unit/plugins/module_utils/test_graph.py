@@ -85,7 +85,7 @@ def test_two_subnets_get_a_router_and_hybrid_routes_their_own_colours():
     assert '"router" [fillcolor="#eceff1", label="router rt\\nsw-0a390400 10.57.4.254\\nsw-0a390500 10.57.5.254"' in source
     assert '"subnet:10.57.4.0/24" -> "router";' in source and '"subnet:10.57.5.0/24" -> "router";' in source
     assert '"node:host3" -> "subnet:10.57.5.0/24"' in source
-    direct = [a for a in statements(source, '"node:host1" -> "node:host2"')]
+    direct = statements(source, '"node:host1" -> "node:host2"')
     assert len(direct) == 1 and 'color="%s"' % graph.COLOURS["host-gw"][0] in direct[0]
     assert "192.168.11.0/24 via 10.57.4.21 dev eth0" in direct[0]
     tunnelled = statements(source, '"tunnel:host1" -> "node:host3"')

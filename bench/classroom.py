@@ -1,10 +1,9 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright (c) podnet developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A classroom on one machine: N labs side by side, what they cost.
 
-    bench/classroom [--labs 20] [--mode vxlan] [--prefix room] [--out bench/results/classroom.json]
+    .venv/bin/python bench/classroom.py [--labs 20] [--mode vxlan] [--prefix room] [--out bench/results/classroom.json]
 
 Brings up N labs of the lab inventory one after the other, exactly as `make lab LAB=<prefix>NN`
 does (playbooks/lab.yml, site.yml, playbooks/verify.yml), timing each step; reads the kernel's
