@@ -110,12 +110,12 @@ capture: venv
 	@if [ "$(MODE)" = ipip ] && ! tests/tools/kernel-has ipip; then \
 	  echo "This kernel has no IPIP, so no ipip capture here (make ipip-vm checks one inside the qemu VM)."; exit 1; fi
 	$(BIN)/ansible-playbook site.yml -e mode=$(MODE) $(LAB_VARS)
-	$(BIN)/ansible-playbook playbooks/capture.yml -e mode=$(MODE) $(LAB_VARS)
+	$(BIN)/ansible-playbook playbooks/capture.yml -e mode=$(MODE) -e capture_dir=$(CURDIR)/captures $(LAB_VARS)
 
 # The lab as a picture: graphs/<lab>-<mode>.svg and .png, drawn with graphviz from the inventory
 # and what the nodes hold (the lab must be up).
 graph: venv
-	$(BIN)/ansible-playbook playbooks/graph.yml -e mode=$(MODE) $(LAB_VARS)
+	$(BIN)/ansible-playbook playbooks/graph.yml -e mode=$(MODE) -e graph_dir=$(CURDIR)/graphs $(LAB_VARS)
 
 clean:
 	rm -rf $(VENV) $(VENV_221) .venv-molecule .venv-bench .collections .build

@@ -67,3 +67,19 @@ def test_host_gw_capture_shows_the_pods_own_packet(lab):
         assert packet["ip.proto"] == ["1"] and {packet["ip.src"][0], packet["ip.dst"][0]} == {POD_A, POD_B}, packet
     # host-gw has no tunnel device, so no second file.
     assert sorted(p.name for p in lab["dir"].iterdir() if "-host-gw-" in p.name) == [underlay.name]
+
+
+def test_capture_module_check_mode_and_bad_input(module, tmp_path):
+    args = dict(src="pod-a", dst=POD_B, interfaces=[dict(name="eth0", path=str(tmp_path / "u.pcap"), filter="icmp")])
+    check = module("capture", args, check=True)
+    assert check.changed and not check.failed and list(tmp_path.iterdir()) == [], check
+    assert check["commands"][0][2].endswith("/tcpdump") and check["commands"][1][4].endswith("/ping")
+    assert check["commands"][0][-3:] == ["-w", str(tmp_path / "u.pcap"), "icmp"]
+    for bad, message in ((dict(args, dst="192.168.11.300"), "dst:"),
+                         (dict(args, src="bad/name"), "src:"),
+                         (dict(args, interfaces=[dict(name="eth0", path="relative.pcap")]), "interfaces[0].path:"),
+                         (dict(args, interfaces=[]), "interfaces: at least one"),
+                         (dict(args, interfaces=args["interfaces"] * 2), "interfaces[1].path:")):
+        refused = module("capture", bad)
+        assert refused.failed and message in refused["msg"], refused
+    assert list(tmp_path.iterdir()) == []

@@ -43,3 +43,32 @@ def test_three_nodes_two_subnets_drawn(tmp_path):
         assert re.search(r"digraph podnet \{", (out / "podnet-vxlan.dot").read_text())
     finally:
         lab.down()
+
+
+NODES = [dict(name="host1", node_ip="10.57.4.20", prefixlen=24, pod_cidr="192.168.10.0/24",
+              pods=[dict(name="pod-a", ip="192.168.10.10")]),
+         dict(name="host2", node_ip="10.57.4.21", prefixlen=24, pod_cidr="192.168.11.0/24",
+              pods=[dict(name="pod-b", ip="192.168.11.10")])]
+
+
+def test_topology_graph_check_mode_idempotence_diff_and_bad_input(module, tmp_path):
+    args = dict(dest=str(tmp_path / "out"), name="lab-host-gw", mode="host-gw", nodes=NODES)
+    check = module("topology_graph", args, check=True, diff=True)
+    assert check.changed and not check.failed and not (tmp_path / "out").exists(), check
+    assert check["diff"]["before"] == "" and "pod-a" in check["diff"]["after"]
+    assert [argv[1] for argv in check["commands"]] == ["-Tsvg", "-Tpng"]
+    first = module("topology_graph", args)
+    assert first.changed and sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "lab-host-gw.dot", "lab-host-gw.png", "lab-host-gw.svg"]
+    again = module("topology_graph", args, diff=True)
+    assert not again.changed and again["commands"] == [] and again["diff"]["before"] == again["diff"]["after"]
+    # A picture someone deleted is drawn again; a changed cluster redraws all.
+    (tmp_path / "out" / "lab-host-gw.png").unlink()
+    redraw = module("topology_graph", args)
+    assert redraw.changed and [argv[1] for argv in redraw["commands"]] == ["-Tpng"]
+    for bad, message in ((dict(args, name="../x"), "name: '../x' is not a file name"),
+                         (dict(args, nodes=[dict(NODES[0], pod_cidr="192.168.10.0/33")]), "nodes[0]:"),
+                         (dict(args, nodes=[]), "nodes: nothing to draw")):
+        refused = module("topology_graph", dict(bad, dest=str(tmp_path / "never")))
+        assert refused.failed and message in refused["msg"], refused
+        assert not (tmp_path / "never").exists()
