@@ -1,81 +1,111 @@
 # -*- coding: utf-8 -*-
 # Copyright: podnet developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters that expose podnet's cluster model (plugins/module_utils/model.py) to roles."""
+"""Filters that expose podnet's cluster model (plugins/module_utils/model.py) to the roles.
+
+The validate role calls them in this order (see playbooks/plan.yml):
+
+1. ``groups.nodes | podnet.fabric.cluster(hostvars)``, once per run (``run_once``): the whole
+   inventory validated, returned as plain data that every node then reads (``validate_cluster``);
+2. ``validate_cluster | podnet.fabric.check_underlay(hostvars, ansible_play_hosts)``, once:
+   the underlay of every node read can carry the mode;
+3. ``validate_cluster | podnet.fabric.node_plan(inventory_hostname, podnet_underlay)``, per
+   node: what this node must hold (``podnet_plan``); it reads only the cluster data and the
+   node's own facts, so each node's cost grows only with its own peer list.
+
+``podnet.fabric.verify_plan`` plans the verify role's probes the same way.
+"""
 
 from __future__ import annotations
 
+import json
+
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.podnet.fabric.plugins.module_utils import model
+from ansible_collections.podnet.fabric.plugins.module_utils import model, node_plan as planner, underlay
+from ansible_collections.podnet.fabric.plugins.module_utils import verify_plan as verifier
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
 _NODE_VARS = ("node_ip", "pod_cidr", "pods", "node_iface")
 
 
-def _cluster(hostvars, hosts):
+def _podnet(func, *args):
+    try:
+        return func(*args)
+    except PodnetError as exc:
+        raise AnsibleFilterError("podnet: %s" % exc)
+
+
+def _inventory(hosts, hostvars):
+    """The validated Cluster from the inventory group ``nodes`` (every host's variables read once)."""
     hosts = sorted(hosts or [])
     if not hosts:
         raise AnsibleFilterError("podnet: the inventory group 'nodes' is empty")
-    settings = None
+    settings, data = None, {}
     for host in hosts:
-        mine = model.settings_from_vars(hostvars[host])
+        hv = hostvars[host]
+        mine = model.settings_from_vars(hv)
         if settings is None:
             settings, first = mine, host
         elif mine != settings:
             keys = sorted(k for k in set(mine) | set(settings) if mine.get(k) != settings.get(k))
             raise AnsibleFilterError("podnet: host %s: %s differ(s) from host %s; cluster settings must agree"
                                      % (host, ", ".join(("podnet_" + k) if k != "mode" else k for k in keys), first))
-    data = dict((host, dict((k, hostvars[host].get(k)) for k in _NODE_VARS)) for host in hosts)
-    try:
-        return model.Cluster.from_inventory(data, settings)
-    except PodnetError as exc:
-        raise AnsibleFilterError("podnet: %s" % exc)
+        data[host] = dict((k, hv.get(k)) for k in _NODE_VARS)
+    return _podnet(model.Cluster.from_inventory, data, settings)
 
 
-def _facts(hostvars, hosts):
-    return dict((host, hostvars[host].get("podnet_underlay")) for host in hosts)
+def _cluster(data):
+    """The Cluster from ``cluster``'s result (as data, or as JSON text)."""
+    if isinstance(data, str):
+        data = json.loads(data)
+    if not isinstance(data, dict) or "nodes" not in data:
+        raise AnsibleFilterError("podnet: expected the result of podnet.fabric.cluster (the validate role's "
+                                 "validate_cluster), got %s" % type(data).__name__)
+    return model.Cluster.from_data(data)
+
+
+def cluster(hosts, hostvars):
+    """``groups.nodes | podnet.fabric.cluster(hostvars)``: the whole inventory validated, as data."""
+    return _inventory(hosts, hostvars).to_data()
 
 
 def validate_inventory(hosts, hostvars):
     """``groups.nodes | podnet.fabric.validate_inventory(hostvars)``: the static checks; returns the mode."""
-    return _cluster(hostvars, hosts).mode
+    return _inventory(hosts, hostvars).mode
 
 
-def validate_underlay(hosts, hostvars, read=None):
+def check_underlay(data, hostvars, read=None):
     """The checks that need the nodes' ``podnet_underlay`` facts; returns True.
 
     ``read`` (``ansible_play_hosts``): the nodes whose facts this run read. The others (unreachable,
     or outside ``--limit``) are checked only as peers, from the inventory. Default: every node.
     """
-    cluster = _cluster(hostvars, hosts)
-    read = None if read is None else [host for host in hosts if host in read]
-    try:
-        cluster.check_underlay(_facts(hostvars, read if read is not None else hosts), read)
-    except PodnetError as exc:
-        raise AnsibleFilterError("podnet: %s" % exc)
+    the = _cluster(data)
+    names = [node.name for node in the.nodes]
+    read = names if read is None else [name for name in names if name in read]
+    facts = dict((name, hostvars[name].get("podnet_underlay")) for name in read)
+    _podnet(underlay.check, the, facts, read)
     return True
 
 
-def node_plan(host, hosts, hostvars):
-    """``inventory_hostname | podnet.fabric.node_plan(groups.nodes, hostvars)``: what this node must hold."""
-    cluster = _cluster(hostvars, hosts)
-    try:
-        return cluster.node_plan(host, _facts(hostvars, hosts))
-    except PodnetError as exc:
-        raise AnsibleFilterError("podnet: %s" % exc)
+def node_plan(data, host, fact):
+    """``validate_cluster | podnet.fabric.node_plan(inventory_hostname, podnet_underlay)``: what this
+    node must hold."""
+    if not isinstance(fact, dict) or not fact.get("iface"):
+        raise AnsibleFilterError("podnet: host %s: its underlay was not read (podnet.fabric.node_facts)" % host)
+    return _podnet(planner.plan, _cluster(data), host, fact)
 
 
-def verify_plan(host, hosts, hostvars):
-    """``inventory_hostname | podnet.fabric.verify_plan(groups.nodes, hostvars)``: probes and the capture."""
-    cluster = _cluster(hostvars, hosts)
-    try:
-        return cluster.verify_plan(host, _facts(hostvars, hosts))
-    except PodnetError as exc:
-        raise AnsibleFilterError("podnet: %s" % exc)
+def verify_plan(data, host, mtu, hostvars):
+    """``validate_cluster | podnet.fabric.verify_plan(inventory_hostname, podnet_plan.mtu, hostvars)``:
+    this node's probes and, for the capture, the sender chosen among the nodes read."""
+    def fact_of(name):
+        return hostvars[name].get("podnet_underlay") if name in hostvars else None
+    return _podnet(verifier.plan, _cluster(data), host, int(mtu), fact_of)
 
 
 class FilterModule(object):
     def filters(self):
-        return dict(validate_inventory=validate_inventory, validate_underlay=validate_underlay,
+        return dict(cluster=cluster, validate_inventory=validate_inventory, check_underlay=check_underlay,
                     node_plan=node_plan, verify_plan=verify_plan)

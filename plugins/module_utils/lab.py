@@ -90,15 +90,10 @@ def leg_name(subnet):
 def _address(value, where):
     text = validate.ipv4_interface(value, where)
     iface = ipaddress.IPv4Interface(text)
-    net = iface.network
-    if net.prefixlen > 30:
+    if iface.network.prefixlen > 30:
         raise PodnetError("%s: %s leaves no room in the subnet for the lab router; use a prefix "
                           "length of at most 30" % (where, text))
-    if iface.ip in (net.network_address, net.broadcast_address):
-        raise PodnetError("%s: %s is the %s address of %s, not a host address"
-                          % (where, iface.ip, "network" if iface.ip == net.network_address
-                             else "broadcast", net))
-    return iface
+    return ipaddress.IPv4Interface(validate.host_address(text, where))
 
 
 def _router_addresses(value, subnets):

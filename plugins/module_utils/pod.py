@@ -37,22 +37,41 @@ def derive_host_ifname(name):
     return HOST_IFNAME_PREFIX + name
 
 
+def names(name, host_ifname=None, where=""):
+    """A pod's namespace name and its host-side veth name (``veth-<name>`` when not given),
+    validated; option names in messages are prefixed with ``where`` (e.g. ``pods[0].``)."""
+    name = validate.netns_name(name, where + "name")
+    if host_ifname in (None, ""):
+        derived = derive_host_ifname(name)
+        if len(derived) > validate.IFNAMSIZ:
+            raise PodnetError(
+                "%shost_ifname: the name derived from %sname, %r, is %d characters and the kernel allows "
+                "at most %d; set %shost_ifname to a shorter name"
+                % (where, where, derived, len(derived), validate.IFNAMSIZ, where))
+        host_ifname = derived
+    return name, validate.ifname(host_ifname, where + "host_ifname")
+
+
+def pod_address(value, option):
+    """A pod address with prefix length (192.168.10.10/24): a host of its subnet that can be a
+    pod's (not multicast, loopback or 0.0.0.0)."""
+    text = validate.host_address(value, option)
+    ip = ipaddress.IPv4Interface(text).ip
+    if ip.is_multicast or ip.is_unspecified or ip.is_loopback:
+        raise PodnetError("%s: %s cannot be a pod address (multicast, loopback or 0.0.0.0)" % (option, ip))
+    return text
+
+
 def wanted(name, ifname=DEFAULT_IFNAME, host_ifname=None, address=None, gateway=DEFAULT_GATEWAY,
            mtu=None, proxy_arp=True, host_route=True, state="present", node_netns=None, forwarding=True):
     """Validate and normalise the options; raise ``PodnetError`` naming the option."""
-    want = dict(name=validate.netns_name(name, "name"), state=state)
+    pod_name, host_ifname = names(name, host_ifname)
+    want = dict(name=pod_name, state=state)
     if node_netns is not None and name == node_netns:
         raise PodnetError("name: %r is the node namespace given in netns; a pod needs its own namespace"
                           % name)
     want["ifname"] = validate.ifname(ifname if ifname is not None else DEFAULT_IFNAME, "ifname")
-    if host_ifname in (None, ""):
-        derived = derive_host_ifname(want["name"])
-        if len(derived) > validate.IFNAMSIZ:
-            raise PodnetError(
-                "host_ifname: the name derived from name, %r, is %d characters and the kernel allows "
-                "at most %d; set host_ifname to a shorter name" % (derived, len(derived), validate.IFNAMSIZ))
-        host_ifname = derived
-    want["host_ifname"] = validate.ifname(host_ifname, "host_ifname")
+    want["host_ifname"] = host_ifname
     want["mtu"] = validate.mtu(mtu, "mtu") if mtu not in (None, "") else None
     want["proxy_arp"] = bool(proxy_arp)
     want["forwarding"] = bool(forwarding)
@@ -67,15 +86,9 @@ def wanted(name, ifname=DEFAULT_IFNAME, host_ifname=None, address=None, gateway=
             raise PodnetError("address: the pod address (e.g. 192.168.10.10/24) is required with state=present")
         want["address"] = None
         return want
-    want["address"] = validate.ipv4_interface(address, "address")
-    iface = ipaddress.IPv4Interface(want["address"])
-    ip = iface.ip
-    if ip.is_multicast or ip.is_unspecified or ip.is_loopback:
-        raise PodnetError("address: %s cannot be a pod address (multicast, loopback or 0.0.0.0)" % ip)
-    if iface.network.prefixlen < 31 and ip in (iface.network.network_address, iface.network.broadcast_address):
-        raise PodnetError("address: %s is the network or broadcast address of %s" % (ip, iface.network))
-    if ip == gw:
-        raise PodnetError("address: %s is also the gateway; the pod needs an address of its own" % ip)
+    want["address"] = pod_address(address, "address")
+    if ipaddress.IPv4Interface(want["address"]).ip == gw:
+        raise PodnetError("address: %s is also the gateway; the pod needs an address of its own" % gw)
     return want
 
 

@@ -90,6 +90,26 @@ def ipv4_interface(value, option):
         raise PodnetError("%s: %r is not an IPv4 address with prefix length" % (option, value))
 
 
+def host_address(value, option):
+    """An address with prefix length that is a host of its subnet (not its network or broadcast
+    address, below /31), returned canonical."""
+    text = ipv4_interface(value, option)
+    iface = ipaddress.IPv4Interface(text)
+    net = iface.network
+    if net.prefixlen < 31 and iface.ip in (net.network_address, net.broadcast_address):
+        raise PodnetError("%s: %s is the %s address of %s, not a host address"
+                          % (option, iface.ip, "network" if iface.ip == net.network_address else "broadcast", net))
+    return text
+
+
+def known_keys(entry, allowed, option):
+    """A dict entry of a list option (or variable) has only the keys ``allowed``."""
+    unknown = sorted(str(key) for key in entry if key not in allowed)
+    if unknown:
+        raise PodnetError("%s: unknown key(s) %s; allowed: %s" % (option, ", ".join(unknown), ", ".join(allowed)))
+    return entry
+
+
 def ipv4_network(value, option):
     """A network (192.168.11.0/24, a bare address means /32, ``default`` means 0.0.0.0/0).
 

@@ -18,6 +18,19 @@ FACTS = {"host1": {"iface": "eth0", "prefixlen": 24, "mtu": 1500, "gateway_route
          "host2": {"iface": "eth0", "prefixlen": 24, "mtu": 1500, "gateway_route": True}}
 
 
+def chain_rules(plan, index):
+    """The rules of one of the plan's chains: 0 forward, 1 policy, 2 INPUT guard."""
+    return plan["iptables"][index]["rules"]
+
+
+def guard(plan):
+    return chain_rules(plan, 2)
+
+
+def policy(plan):
+    return chain_rules(plan, 1)
+
+
 def hosts(**changes):
     data = copy.deepcopy(SEED)
     for host, values in changes.items():
@@ -90,9 +103,11 @@ def test_host_gw_plan():
         {"dst": "192.168.11.0/24", "via": "10.57.4.21", "dev": "eth0", "onlink": True}]
     assert plan["pods"][0]["address"] == "192.168.10.10/24" and plan["pods"][0]["gateway"] == "169.254.10.24"
     # Exactly pod_netns's options, for its pods list (one call per node).
-    assert plan["pod_netns"] == [{"name": "pod-a", "address": "192.168.10.10/24", "host_ifname": "veth-pod-a",
+    assert plan["pods"] == [{"name": "pod-a", "address": "192.168.10.10/24", "host_ifname": "veth-pod-a",
                                   "gateway": "169.254.10.24", "mtu": 1500}]
-    assert plan["pod_netns_absent"] == [{"name": "pod-a", "host_ifname": "veth-pod-a", "state": "absent"}]
+    # Teardown: the same entries with state absent (roles/teardown).
+    assert [dict((k, p[k]) for k in ("name", "host_ifname")) for p in plan["pods"]] == [
+        {"name": "pod-a", "host_ifname": "veth-pod-a"}]
     assert {t["kind"] for t in plan["absent_tunnels"]} == {"ipip", "vxlan"}
 
 
@@ -158,16 +173,16 @@ def test_guard_accepts_encapsulation_from_every_other_node_only():
     three["host3"] = {"node_ip": "10.57.5.30", "pod_cidr": "192.168.12.0/24"}
     facts = dict(FACTS, host3={"iface": "eth0", "prefixlen": 24, "mtu": 1500, "gateway_route": True})
     vxlan = Cluster.from_inventory(three, {"vxlan_port": 8472, "direct_routing": True}).node_plan("host1", facts)
-    assert vxlan["input_chain"] == "PODNET-INPUT" and vxlan["policy_chain"] == "PODNET-POLICY"
+    assert [c["name"] for c in vxlan["iptables"]][1:] == ["PODNET-POLICY", "PODNET-INPUT"]
     # host2 is routed directly (on-link), yet still allowed: its own view of the underlay may differ.
-    assert vxlan["guard"] == [
+    assert guard(vxlan) == [
         {"protocol": "udp", "destination_port": 8472, "source": "10.57.4.21", "jump": "ACCEPT", "comment": "podnet peer host2"},
         {"protocol": "udp", "destination_port": 8472, "source": "10.57.5.30", "jump": "ACCEPT", "comment": "podnet peer host3"},
         {"protocol": "udp", "destination_port": 8472, "jump": "DROP", "comment": "podnet guard"}]
     ipip = Cluster.from_inventory(three, {"mode": "ipip"}).node_plan("host3", facts)
-    assert [(r.get("source"), r["protocol"], r["jump"]) for r in ipip["guard"]] == [
+    assert [(r.get("source"), r["protocol"], r["jump"]) for r in guard(ipip)] == [
         ("10.57.4.20", "4", "ACCEPT"), ("10.57.4.21", "4", "ACCEPT"), (None, "4", "DROP")]
-    assert Cluster.from_inventory(SEED, {"mode": "host-gw"}).node_plan("host1", FACTS)["guard"] == []
+    assert guard(Cluster.from_inventory(SEED, {"mode": "host-gw"}).node_plan("host1", FACTS)) == []
 
 
 def test_module_invocations_do_not_grow_with_nodes():
@@ -176,7 +191,7 @@ def test_module_invocations_do_not_grow_with_nodes():
                 for i in range(1, 41))
     facts = dict((h, FACTS["host1"]) for h in many)
     plan = Cluster.from_inventory(many).node_plan("h01", facts)
-    assert len(plan["guard"]) == 40 and plan["guard"][-1]["jump"] == "DROP"
+    assert len(guard(plan)) == 40 and guard(plan)[-1]["jump"] == "DROP"
 
 
 def test_absent_tunnels_only_those_the_node_has():
@@ -205,8 +220,8 @@ def test_iptables_chains_one_task_forward_policy_input():
 
 def test_chain_names_follow_podnet_iptables_chain():
     plan = Cluster.from_inventory(SEED, {"iptables_chain": "KUBE-PODS"}).node_plan("host1", FACTS)
-    assert (plan["iptables_chain"], plan["input_chain"], plan["policy_chain"]) == (
-        "KUBE-PODS", "KUBE-PODS-INPUT", "KUBE-PODS-POLICY")
+    assert tuple(c["name"] for c in plan["iptables"]) == (
+        "KUBE-PODS", "KUBE-PODS-POLICY", "KUBE-PODS-INPUT")
     with pytest.raises(PodnetError, match="podnet_iptables_chain: 'ABCDEFGHIJKLMNOPQRSTUVWXYZ' is too long"):
         Cluster.from_inventory(SEED, {"iptables_chain": "ABCDEFGHIJKLMNOPQRSTUVWXYZ"})
 
@@ -219,11 +234,11 @@ def test_policy_resolves_pod_names_on_the_nodes_of_both_pods():
     cluster = Cluster.from_inventory(three, {"policy": [{"from": "pod-a", "to": "pod-b"}]})
     rule = {"source": "192.168.10.10", "destination": "192.168.11.10", "ctstate": ["NEW"], "jump": "DROP",
             "comment": "podnet policy pod-a -> pod-b"}
-    assert cluster.node_plan("host1", facts)["policy"] == [rule]
-    assert cluster.node_plan("host2", facts)["policy"] == [rule]
-    assert cluster.node_plan("host3", facts)["policy"] == []
+    assert policy(cluster.node_plan("host1", facts)) == [rule]
+    assert policy(cluster.node_plan("host2", facts)) == [rule]
+    assert policy(cluster.node_plan("host3", facts)) == []
     assert cluster.settings["policy"][0]["action"] == "deny"
-    assert Cluster.from_inventory(SEED).node_plan("host1", FACTS)["policy"] == []
+    assert policy(Cluster.from_inventory(SEED).node_plan("host1", FACTS)) == []
 
 
 @pytest.mark.parametrize("policy, message", [

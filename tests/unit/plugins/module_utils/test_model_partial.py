@@ -77,10 +77,11 @@ def hostvars(facts):
 def test_the_filter_checks_the_hosts_the_play_read():
     hv = hostvars(READ)
     # Without `read` (as before): every node must have been read.
+    data = filters.cluster(sorted(HOSTS), hv)
     with pytest.raises(AnsibleFilterError, match="host host3: node_ip: no interface"):
-        filters.validate_underlay(sorted(HOSTS), hv)
-    assert filters.validate_underlay(sorted(HOSTS), hv, ["host1", "host2"]) is True
+        filters.check_underlay(data, hv)
+    assert filters.check_underlay(data, hv, ["host1", "host2"]) is True
     # A host outside the group in `read` changes nothing; the plans need no peer facts.
-    assert filters.validate_underlay(sorted(HOSTS), hv, ["host2", "host1", "other"]) is True
-    assert filters.node_plan("host1", sorted(HOSTS), hv)["fdb"]["entries"][-1] == {
+    assert filters.check_underlay(data, hv, ["host2", "host1", "other"]) is True
+    assert filters.node_plan(data, "host1", hv["host1"]["podnet_underlay"])["fdb"]["entries"][-1] == {
         "mac": "0e:50:0a:39:04:16", "dst": "10.57.4.22"}

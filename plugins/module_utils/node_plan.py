@@ -1,0 +1,111 @@
+# -*- coding: utf-8 -*-
+# Copyright: podnet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What one node must hold, from the validated cluster and the node's own underlay facts.
+
+``plan(cluster, name, fact)`` returns exactly what the roles hand to the modules, each once:
+
+=================  =====================================================================
+key                used by
+=================  =====================================================================
+``mode``, ``mtu``  site.yml (which mode role), verify's matrix
+``pods``           pods role (podnet.fabric.pod_netns ``pods``), teardown, verify's matrix
+``routes``         the mode roles (podnet.fabric.node_route)
+``tunnel``         ipip and vxlan roles (podnet.fabric.ip_tunnel); null in host-gw
+``fdb``            vxlan role (podnet.fabric.vxlan_fdb); null unless vxlan
+``iptables``       node role and teardown (podnet.fabric.iptables_chain ``chains``)
+``devices``        teardown: podnet's tunnel devices, by name and kind
+``absent_tunnels`` cleanup role: the devices of the other modes this node has
+``sysctl_file``    node role and teardown (podnet.fabric.node_sysctl)
+``warnings``       node role (rp_filter, see rp_filter.py)
+=================  =====================================================================
+
+Only this node's own peer list grows with the cluster: one route per peer, and in vxlan one
+neighbour and one FDB entry per tunnel peer, and in the tunnel modes one guard rule per peer.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.podnet.fabric.plugins.module_utils import netfilter, rp_filter, underlay
+
+ZERO_MAC = "00:00:00:00:00:00"
+
+
+def direct(cluster, node, fact, peer):
+    """True when ``node`` routes to ``peer`` on the underlay (host-gw, or direct routing on-link)."""
+    return cluster.mode == "host-gw" or (cluster.settings["direct_routing"] and underlay.on_link(node, fact, peer))
+
+
+def tunnel_peers(cluster, node, fact):
+    """The peers ``node`` reaches through its tunnel device (none in host-gw)."""
+    if cluster.mode == "host-gw":
+        return []
+    return [peer for peer in cluster.peers(node.name) if not direct(cluster, node, fact, peer)]
+
+
+def plan(cluster, name, fact):
+    node = cluster.node(name)
+    s = cluster.settings
+    iface = fact["iface"]
+    mtu = underlay.mtu(cluster, fact)
+    pods = [dict(name=p["name"], address="%s/%d" % (p["ip"], p["prefixlen"]), host_ifname=p["host_ifname"],
+                 gateway=s["pod_gateway"], mtu=mtu) for p in node.pods]
+    routes = [dict(dst=p["ip"] + "/32", dev=p["host_ifname"], scope="link") for p in node.pods]
+    peers = []
+    for peer in cluster.peers(name):
+        if direct(cluster, node, fact, peer):
+            routes.append(dict(dst=peer.pod_cidr, via=peer.node_ip, dev=iface, onlink=True))
+        elif cluster.mode == "ipip":
+            routes.append(dict(dst=peer.pod_cidr, via=peer.node_ip, dev=s["ipip_device"], onlink=True))
+            peers.append(peer)
+        else:
+            routes.append(dict(dst=peer.pod_cidr, via=peer.tunnel_ip, dev=s["vxlan_device"], onlink=True))
+            peers.append(peer)
+    devices = [dict(name=s["ipip_device"], kind="ipip"), dict(name=s["vxlan_device"], kind="vxlan")]
+    tunnel = _tunnel(cluster, node, iface, mtu)
+    # Devices of the modes not in use go (only if they are podnet's kind), and only those the node
+    # told node_facts it has need a call.
+    existing = fact.get("tunnels")
+    absent = [d for d in devices if not (tunnel and d["kind"] == tunnel["kind"])
+              and (existing is None or existing.get(d["name"]) == d["kind"])]
+    result = dict(mode=cluster.mode, mtu=mtu, pods=pods, routes=routes, tunnel=tunnel,
+                  fdb=_fdb(cluster, peers), devices=devices, absent_tunnels=absent,
+                  iptables=netfilter.chains(cluster, node),
+                  sysctl_file="%s/%s-sysctl.json" % (s["state_dir"].rstrip("/"), name))
+    result["warnings"] = rp_filter.warnings(name, iface, tunnel and tunnel["name"],
+                                            [p["host_ifname"] for p in node.pods], fact)
+    return result
+
+
+def _tunnel(cluster, node, iface, mtu):
+    """The ipip or vxlan device's wanted state (podnet.fabric.ip_tunnel's options); None in host-gw."""
+    s = cluster.settings
+    if cluster.mode == "ipip":
+        tunnel = dict(name=s["ipip_device"], kind="ipip", local=node.node_ip, ttl=s["ipip_ttl"],
+                      mtu=mtu, addresses=[node.tunnel_ip + "/32"])
+    elif cluster.mode == "vxlan":
+        tunnel = dict(name=s["vxlan_device"], kind="vxlan", vni=s["vxlan_vni"], port=s["vxlan_port"],
+                      local=node.node_ip, dev=iface, learning=s["vxlan_fdb"] != "static", mac=node.vtep_mac,
+                      mtu=mtu, addresses=[node.tunnel_ip + "/32"])
+        if s["vxlan_fdb"] == "multicast":
+            tunnel["group"] = s["vxlan_group"]
+    else:
+        return None
+    if s["tx_checksum_offload"] is not None:
+        tunnel["tx_checksum_offload"] = s["tx_checksum_offload"]
+    return tunnel
+
+
+def _fdb(cluster, peers):
+    """vxlan: per tunnel peer, in flannel's order, a neighbour (peer's tunnel address -> its VTEP
+    MAC) and an FDB entry (that MAC -> the peer's node IP) with ``static``; the all-zero flood
+    entries with ``flood``; nothing with ``multicast`` (the group learns). None unless vxlan."""
+    if cluster.mode != "vxlan":
+        return None
+    device, strategy = cluster.settings["vxlan_device"], cluster.settings["vxlan_fdb"]
+    if strategy == "static":
+        return dict(device=device, neighbors=[dict(ip=p.tunnel_ip, mac=p.vtep_mac) for p in peers],
+                    entries=[dict(mac=p.vtep_mac, dst=p.node_ip) for p in peers])
+    if strategy == "flood":
+        return dict(device=device, neighbors=[], entries=[dict(mac=ZERO_MAC, dst=p.node_ip) for p in peers])
+    return dict(device=device, neighbors=[], entries=[])
