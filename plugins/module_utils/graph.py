@@ -21,6 +21,7 @@ source of a picture with
      "nodes": [{"name": "host1", "netns": "alice-host1" or None, "node_ip": "10.57.4.20",
                 "prefixlen": 24, "iface": "eth0", "pod_cidr": "192.168.10.0/24",
                 "pods": [{"name": "alice-pod-a", "ip": "192.168.10.10", "host_ifname": "veth-pod-a"}],
+                (a pod's "address", "192.168.10.10/24", stands for its "ip" too)
                 "links": <ip -json -details addr show>, "routes": <ip -json route show table main>}]}
 
 Nothing here touches the system; the same input always gives the same text.
@@ -180,9 +181,10 @@ def dot(topology):
                 shape="cds", style="filled", fillcolor=t_fill, color=t_line)))
             out.append("    %s -> %s %s;" % (quote("node:" + name), quote("tunnel:" + name), attrs(style="dotted")))
         for pod in node.get("pods") or []:
+            ip = pod.get("ip") or str(pod.get("address", "")).split("/")[0]
             held = not node.get("links") or pod.get("host_ifname") in ifnames
             out.append("    %s %s;" % (quote("pod:" + pod["name"]), attrs(
-                label=label(pod["name"], pod["ip"]), shape="ellipse",
+                label=label(pod["name"], ip), shape="ellipse",
                 style="filled" if held else "filled,dashed", fillcolor=fill)))
             out.append("    %s -> %s %s;" % (quote("node:" + name), quote("pod:" + pod["name"]),
                                              attrs(label=pod.get("host_ifname") or "")))

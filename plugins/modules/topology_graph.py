@@ -42,7 +42,7 @@ options:
     description:
       - The nodes, each a dict with C(name), C(node_ip), C(pod_cidr) (required), C(prefixlen),
         C(iface), C(netns) (shown when the node is a lab namespace), C(pods) (a list of C(name),
-        C(ip), C(host_ifname)), C(links) (the node's C(ip -json -details addr show)) and
+        C(ip) or C(address) (C(ip/prefixlen)), C(host_ifname)), C(links) (the node's C(ip -json -details addr show)) and
         C(routes) (its C(ip -json route show table main)).
     type: list
     elements: dict

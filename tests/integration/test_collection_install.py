@@ -19,7 +19,7 @@ from conftest import RUN_ID, ROOT, VENV_BIN, sh
 # Nothing of these may be in the tarball: virtualenvs, caches, artefacts of the lab and the tests.
 NOT_FOR_USERS = re.compile(r"(^|/)(\.venv[^/]*|\.collections|\.cache|\.build|\.ci|\.ansible|\.pytest_cache|"
                            r"__pycache__|captures|graphs|tests/output)(/|$)|^bench/results(/|$)|\.pyc$|\.tar\.gz$")
-FOR_USERS = ["playbooks/site.yml", "playbooks/verify.yml", "playbooks/teardown.yml", "playbooks/lab.yml",
+FOR_USERS = ["playbooks/site.yml", "playbooks/plan.yml", "playbooks/verify.yml", "playbooks/teardown.yml", "playbooks/lab.yml",
              "playbooks/capture.yml", "playbooks/graph.yml", "meta/runtime.yml", "meta/execution-environment.yml",
              "bindep.txt", "plugins/connection/netns.py", "plugins/modules/pod_netns.py", "README.md"]
 

@@ -132,3 +132,9 @@ def test_foreign_routes_are_not_drawn():
 def test_bad_input_is_refused_naming_the_node(nodes, message):
     with pytest.raises(PodnetError, match=re.escape(message)):
         graph.dot(dict(nodes=nodes))
+
+
+def test_a_pod_given_as_its_plan_entry_shows_its_address():
+    nodes = seed_vxlan()
+    nodes[0]["pods"] = [dict(name="lab-pod-a", address="192.168.10.10/24", host_ifname="veth-pod-a")]
+    assert 'label="lab-pod-a\\n192.168.10.10"' in graph.dot(dict(mode="vxlan", nodes=nodes))
