@@ -70,7 +70,7 @@ def rx_packets(ns):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--labs", type=int, default=20)
     parser.add_argument("--mode", default="vxlan", choices=["host-gw", "vxlan"])
     parser.add_argument("--prefix", default="room")
@@ -139,6 +139,7 @@ def main():
 def summary(r):
     ups = sorted(s["up_s"] for s in r["steps"])
     n = r["labs"]
+
     def delta(key, a="memory_before_kb", b="memory_up_kb"):
         return (r[b][key] - r[a][key]) / 1024.0
 

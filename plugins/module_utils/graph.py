@@ -181,7 +181,7 @@ def dot(topology):
                 shape="cds", style="filled", fillcolor=t_fill, color=t_line)))
             out.append("    %s -> %s %s;" % (quote("node:" + name), quote("tunnel:" + name), attrs(style="dotted")))
         for pod in node.get("pods") or []:
-            ip = pod.get("ip") or str(pod.get("address", "")).split("/")[0]
+            ip = pod.get("ip") or str(pod.get("address", "")).split("/", maxsplit=1)[0]
             held = not node.get("links") or pod.get("host_ifname") in ifnames
             out.append("    %s %s;" % (quote("pod:" + pod["name"]), attrs(
                 label=label(pod["name"], ip), shape="ellipse",
