@@ -6,7 +6,8 @@
 The validate role calls them in this order (see playbooks/plan.yml):
 
 1. ``groups.nodes | podnet.fabric.cluster(hostvars)``, once per run (``run_once``): the whole
-   inventory validated, returned as plain data that every node then reads (``validate_cluster``);
+   inventory validated, returned as JSON text that every node then reads (``validate_cluster``):
+   one ``json.loads`` per reader instead of Ansible templating a thousand nested dicts;
 2. ``validate_cluster | podnet.fabric.check_underlay(hostvars, ansible_play_hosts)``, once:
    the underlay of every node read can carry the mode;
 3. ``validate_cluster | podnet.fabric.node_plan(inventory_hostname, podnet_underlay)``, per
@@ -66,8 +67,9 @@ def _cluster(data):
 
 
 def cluster(hosts, hostvars):
-    """``groups.nodes | podnet.fabric.cluster(hostvars)``: the whole inventory validated, as data."""
-    return _inventory(hosts, hostvars).to_data()
+    """``groups.nodes | podnet.fabric.cluster(hostvars)``: the whole inventory validated, as JSON
+    text (``Cluster.to_data``); ``from_json`` gives the data (``settings``, ``nodes``)."""
+    return json.dumps(_inventory(hosts, hostvars).to_data(), sort_keys=True, separators=(",", ":"))
 
 
 def validate_inventory(hosts, hostvars):

@@ -13,7 +13,8 @@ match, a negation, a goto) never equals a wanted rule, so the chain is rewritten
 
 ``plan()`` returns one ``iptables-restore --noflush`` script: the chain is declared (which
 creates it, or empties it when it exists) and refilled in one atomic transaction, then the
-jump is put at its position.  Only the chain and the jumps to it are ever touched.
+jump is put at its position.  Only the chain and the jumps to it are ever touched; a jump is
+deleted by its rule spec, never by a number (see ``_deletes``).
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ import shlex
 import socket
 
 from ansible_collections.podnet.fabric.plugins.module_utils import validate
+from ansible_collections.podnet.fabric.plugins.module_utils.plan import Plan
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
 TABLES = ("filter", "mangle", "nat", "raw", "security")
 CTSTATES = ("DNAT", "ESTABLISHED", "INVALID", "NEW", "RELATED", "SNAT", "UNTRACKED")
 RULE_KEYS = ("source", "destination", "in_interface", "out_interface", "protocol",
              "destination_port", "ctstate", "comment", "jump")
+CHAIN_KEYS = ("name", "parent", "position", "rules", "state")
 # The comment on the rule that jumps to podnet's chain.
 JUMP_COMMENT = "podnet"
 # iptables chain and target names: at most 28 characters (XT_EXTENSION_MAXNAMELEN - 1).
@@ -44,6 +47,7 @@ _NAMES = {1: "icmp", 6: "tcp", 17: "udp"}
 
 
 def chain_name(value, option):
+    """An iptables chain or target name (at most 28 characters); the message starts with ``option``."""
     if not isinstance(value, str) or not _CHAIN_RE.match(value):
         raise PodnetError("%s: %r is not a valid chain name (letters, digits, _ and -, at most 28 "
                           "characters)" % (option, value))
@@ -79,11 +83,6 @@ def empty_rule():
 
 def rule(item, where):
     """Validate and normalise one wanted rule (a dict)."""
-    if not isinstance(item, dict):
-        raise PodnetError("%s: each rule must be a dict with at least jump" % where)
-    unknown = sorted(k for k in item if k not in RULE_KEYS)
-    if unknown:
-        raise PodnetError("%s: unknown key(s) %s; allowed: %s" % (where, ", ".join(unknown), ", ".join(RULE_KEYS)))
     result = empty_rule()
     for key in ("source", "destination"):
         if item.get(key) not in (None, ""):
@@ -136,10 +135,10 @@ def _want(item, table, where):
     if state not in ("present", "absent"):
         raise PodnetError("%sstate: %r is not present or absent" % (where, state))
     rules = []
-    for index, one in enumerate(item.get("rules") or []):
-        one = rule(one, "%srules[%d]" % (where, index))
+    for place, one in validate.entries(item.get("rules"), where + "rules", RULE_KEYS, "rule"):
+        one = rule(one, place)
         if one["jump"] == name:
-            raise PodnetError("%srules[%d].jump: a rule of %s cannot jump to %s itself" % (where, index, name, name))
+            raise PodnetError("%s.jump: a rule of %s cannot jump to %s itself" % (place, name, name))
         rules.append(one)
     return dict(name=name, table=table, parent=parent, position=position, rules=rules, state=state)
 
@@ -159,11 +158,8 @@ def wanted(params):
 def wanted_many(params):
     """Validate the module's O(chains) into a list of wanted chains (one table for all)."""
     table = _table(params)
-    items = params.get("chains") or []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise PodnetError("chains[%d]: each chain must be a dict with at least name" % index)
-    return [_want(item, table, "chains[%d]." % index) for index, item in enumerate(items)]
+    items = list(validate.entries(params.get("chains"), "chains", CHAIN_KEYS, "chain"))
+    return [_want(item, table, where + ".") for where, item in items]
 
 
 def args(item):
@@ -255,6 +251,17 @@ def _jumps(chains, name):
     return found
 
 
+def _deletes(chains, chain, numbers):
+    """``-D CHAIN <rule spec>`` lines for the rules ``numbers`` of ``chain`` (which are then dropped
+    from ``chains``).  By spec, never by number: another writer (docker, kube-proxy, firewalld) may
+    insert or delete rules between podnet's read and its write, and a number read earlier would
+    then name somebody else's rule.  Each ``-D`` removes the first rule that matches, so
+    identical copies go one ``-D`` each; a rule that has gone meanwhile fails the transaction."""
+    lines = ["-D %s%s" % (chain, chains[chain][number - 1][1].strip()[len("-A " + chain):]) for number in sorted(numbers, reverse=True)]
+    chains[chain] = [item for index, item in enumerate(chains[chain]) if index + 1 not in numbers]
+    return lines
+
+
 def _show(chain, items):
     """Live rules as lines, rendered like wanted ones when podnet could have written them."""
     return [line(chain, item) if item is not None else raw for item, raw in items]
@@ -275,8 +282,7 @@ def _plan_one(want, chains, check_mode):
         if not exists:
             return [], before, after
         for chain in sorted(jumps):
-            body += ["-D %s %d" % (chain, number) for number in sorted(jumps[chain], reverse=True)]
-            chains[chain] = [item for index, item in enumerate(chains[chain]) if index + 1 not in jumps[chain]]
+            body += _deletes(chains, chain, jumps[chain])
         body += ["-F %s" % name, "-X %s" % name]
         del chains[name]
         return body, before, after
@@ -295,24 +301,20 @@ def _plan_one(want, chains, check_mode):
         position = min(want["position"], len(chains[parent]) - len(mine) + 1)
         jump = dict(chain=parent, position=position)
         if mine != [position] or chains[parent][position - 1][0] != jump_rule(name):
-            body += ["-D %s %d" % (parent, number) for number in sorted(mine, reverse=True)]
+            body += _deletes(chains, parent, mine)
             body.append(line(parent, jump_rule(name), "-I", position))
-            kept = [item for index, item in enumerate(chains[parent]) if index + 1 not in mine]
-            kept.insert(position - 1, (jump_rule(name), line(parent, jump_rule(name))))
-            chains[parent] = kept
+            chains[parent].insert(position - 1, (jump_rule(name), line(parent, jump_rule(name))))
     return body, before, dict(exists=True, rules=rules, jump=jump)
 
 
 def plan(want, text, check_mode=False):
-    """(restore script lines or [], before, after) for ``want`` against ``iptables -S`` output.
+    """A ``Plan`` (restore script lines or [], before, after) for ``want`` against ``iptables -S`` output.
 
     A missing parent fails, except in check mode, where an earlier task that would have made it
     (podnet's forward chain, on a fresh node) did not run: the plan then assumes it empty.
     """
     body, before, after = _plan_one(want, parse(text), check_mode)
-    if not body:
-        return [], before, after
-    return ["*%s" % want["table"]] + body + ["COMMIT"], before, after
+    return Plan(_script(want["table"], body), before, after)
 
 
 def order(wants, chains=None):
@@ -360,13 +362,16 @@ def order(wants, chains=None):
 
 
 def plan_many(wants, table, text, check_mode=False):
-    """One transaction for several chains of ``table``: (script or [], {name: before},
+    """One transaction for several chains of ``table``: a ``Plan`` (script or [], {name: before},
     {name: after}), each chain planned against what the ones before it leave."""
     chains = parse(text)
     body, before, after = [], {}, {}
     for want in order(wants, chains):
         lines, before[want["name"]], after[want["name"]] = _plan_one(want, chains, check_mode)
         body += lines
-    if not body:
-        return [], before, after
-    return ["*%s" % table] + body + ["COMMIT"], before, after
+    return Plan(_script(table, body), before, after)
+
+
+def _script(table, body):
+    """The iptables-restore script for ``body`` lines in ``table`` (none when there is no body)."""
+    return ["*%s" % table] + body + ["COMMIT"] if body else []

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 
 from ansible_collections.podnet.fabric.plugins.module_utils import validate
+from ansible_collections.podnet.fabric.plugins.module_utils.plan import Plan
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
 ZERO_MAC = "00:00:00:00:00:00"
@@ -52,14 +53,7 @@ def _mac(value, option, allow_zero):
 
 
 def _items(items, option, keys, what):
-    for index, item in enumerate(items or []):
-        where = "%s[%d]" % (option, index)
-        if not isinstance(item, dict):
-            raise PodnetError("%s: each %s must be a dict with %s" % (where, what, " and ".join(keys)))
-        unknown = sorted(set(item) - set(keys))
-        if unknown:
-            raise PodnetError("%s: unknown key(s) %s; allowed: %s"
-                              % (where, ", ".join(unknown), ", ".join(keys)))
+    for where, item in validate.entries(items, option, keys, what):
         for key in keys:
             if item.get(key) in (None, ""):
                 raise PodnetError("%s.%s: a value is required" % (where, key))
@@ -208,7 +202,7 @@ def _neigh_sort(neighbor):
 
 def plan(want_entries, want_neighbors, fdb_json, neigh_json, device, state="present",
          purge=False, defaults=()):
-    """Compare and return ``(commands, before, after)``.
+    """Compare and return a ``Plan``: commands, before, after.
 
     ``commands`` are ``(tool, args)`` pairs, ``tool`` being ``ip`` or ``bridge``, in
     the order flannel wires a peer: with ``state=present`` neighbours are written
@@ -284,4 +278,4 @@ def plan(want_entries, want_neighbors, fdb_json, neigh_json, device, state="pres
                   neighbors=sorted(neigh_ours, key=_neigh_sort))
     after = dict(entries=sorted(after_entries, key=_entry_sort),
                  neighbors=sorted(after_neighbors, key=_neigh_sort))
-    return commands, before, after
+    return Plan(commands, before, after)

@@ -35,12 +35,14 @@ import ipaddress
 import re
 
 from ansible_collections.podnet.fabric.plugins.module_utils import validate
+from ansible_collections.podnet.fabric.plugins.module_utils.plan import Plan
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
 SWITCH_PREFIX = "podnet-sw"
 ROUTER = "podnet-rt"
 BRIDGE = "br0"
 DEFAULT_IFACE = "eth0"
+NODE_KEYS = ("name", "iface", "address")
 # The protocol of the default route the lab gives a node: "configured by an administrator",
 # not podnet's 150, so that node_route's purge never removes it.
 DEFAULT_ROUTE_PROTO = "static"
@@ -89,11 +91,10 @@ def leg_name(subnet):
 
 def _address(value, where):
     text = validate.ipv4_interface(value, where)
-    iface = ipaddress.IPv4Interface(text)
-    if iface.network.prefixlen > 30:
+    if ipaddress.IPv4Interface(text).network.prefixlen > 30:
         raise PodnetError("%s: %s leaves no room in the subnet for the lab router; use a prefix "
                           "length of at most 30" % (where, text))
-    return ipaddress.IPv4Interface(validate.host_address(text, where))
+    return ipaddress.IPv4Interface(validate.host_interface(text, where))
 
 
 def _router_addresses(value, subnets):
@@ -132,14 +133,7 @@ def wanted(nodes, switch_prefix=SWITCH_PREFIX, router=ROUTER, pods=None, router_
         owners[name] = owner
 
     model_nodes, by_ip = [], {}
-    for index, item in enumerate(nodes or []):
-        where = "nodes[%d]" % index
-        if not isinstance(item, dict):
-            raise PodnetError("%s: each node must be a dict with name and address" % where)
-        unknown = sorted(set(item) - set(("name", "iface", "address")))
-        if unknown:
-            raise PodnetError("%s: unknown key(s) %s; allowed: name, iface, address"
-                              % (where, ", ".join(unknown)))
+    for where, item in validate.entries(nodes, "nodes", NODE_KEYS, "node"):
         name = validate.netns_name(item.get("name"), where + ".name")
         iface = item.get("iface")
         iface = DEFAULT_IFACE if iface in (None, "") else validate.ifname(iface, where + ".iface")
@@ -392,7 +386,7 @@ def describe(model, state, names):
 # -- the plan ---------------------------------------------------------------
 
 
-class _Plan(object):
+class _Steps(object):
     """Collects commands and keeps a simulated state in step with them."""
 
     def __init__(self, state):
@@ -435,7 +429,7 @@ class _Plan(object):
 
 
 def plan(model, state, existing, lab_state="present", broken=()):
-    """Compare the lab with the kernel: ``(commands, before, after)``.
+    """Compare the lab with the kernel: a ``Plan`` (commands, before, after).
 
     ``commands`` are ``(tool, netns, args)``: ``tool`` is ``ip`` (``ip -n NETNS args``, or
     ``ip args`` when ``netns`` is None) or ``sysctl`` (run inside ``netns``).  ``ip netns add|del``
@@ -447,7 +441,7 @@ def plan(model, state, existing, lab_state="present", broken=()):
     broken = set(broken) & existing
     stale = stale_switches(model, existing)
     names = [name for name, role in roles(model)]
-    steps = _Plan(dict((k, v) for k, v in state.items() if k in existing))
+    steps = _Steps(dict((k, v) for k, v in state.items() if k in existing))
 
     if lab_state == "absent":
         targets = []
@@ -459,7 +453,7 @@ def plan(model, state, existing, lab_state="present", broken=()):
         for name in targets:
             steps.netns_del(name)
         before["namespaces"].update((name, {}) for name in targets if name not in before["namespaces"])
-        return steps.commands, before, dict(namespaces={})
+        return Plan(steps.commands, before, dict(namespaces={}))
 
     before = describe(model, state, names + stale)
     before["namespaces"].update((name, None) for name in broken if name in names)
@@ -553,5 +547,4 @@ def plan(model, state, existing, lab_state="present", broken=()):
                                            "dev", node["iface"], "proto", DEFAULT_ROUTE_PROTO])
             entry["default"] = want
 
-    after = describe(model, steps.sim, names)
-    return steps.commands, before, after
+    return Plan(steps.commands, before, describe(model, steps.sim, names))

@@ -347,8 +347,10 @@ class Cluster(object):
         network = node.network
         if ipaddress.IPv4Address(ip) not in network:
             raise error(name, var + ".ip", "%s is outside the node's pod_cidr %s" % (ip, node.pod_cidr))
-        _check(name, var + ".ip", pod.pod_address, "%s/%d" % (ip, network.prefixlen), var + ".ip")
-        pod_name, host_ifname = _check(name, var, pod.names, raw["name"], raw.get("host_ifname"), var + ".")
+        _check(name, var + ".ip", pod.check_address, "%s/%d" % (ip, network.prefixlen), var + ".ip")
+        pod_name = _check(name, var + ".name", validate.netns_name, raw["name"], var + ".name")
+        host_ifname = _check(name, var + ".host_ifname", pod.veth_name, pod_name, raw.get("host_ifname"),
+                             var + ".host_ifname")
         if pod_name in mine:
             raise error(name, var + ".name", "pod %s is listed twice on this host (also pods[%d])"
                        % (pod_name, mine[pod_name]))

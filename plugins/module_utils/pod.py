@@ -21,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 
 from ansible_collections.podnet.fabric.plugins.module_utils import route, validate
+from ansible_collections.podnet.fabric.plugins.module_utils.plan import Plan
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
 DEFAULT_GATEWAY = "169.254.10.24"
@@ -37,41 +38,42 @@ def derive_host_ifname(name):
     return HOST_IFNAME_PREFIX + name
 
 
-def names(name, host_ifname=None, where=""):
-    """A pod's namespace name and its host-side veth name (``veth-<name>`` when not given),
-    validated; option names in messages are prefixed with ``where`` (e.g. ``pods[0].``)."""
-    name = validate.netns_name(name, where + "name")
-    if host_ifname in (None, ""):
+def veth_name(name, given=None, option="host_ifname"):
+    """The node's end of pod ``name``'s veth: ``given`` when set, else ``veth-NAME``, which the
+    kernel must accept (IFNAMSIZ); raises ``PodnetError`` starting with ``option``."""
+    if given in (None, ""):
         derived = derive_host_ifname(name)
         if len(derived) > validate.IFNAMSIZ:
             raise PodnetError(
-                "%shost_ifname: the name derived from %sname, %r, is %d characters and the kernel allows "
-                "at most %d; set %shost_ifname to a shorter name"
-                % (where, where, derived, len(derived), validate.IFNAMSIZ, where))
-        host_ifname = derived
-    return name, validate.ifname(host_ifname, where + "host_ifname")
+                "%s: the name derived from name, %r, is %d characters and the kernel allows at most %d; "
+                "set %s to a shorter name" % (option, derived, len(derived), validate.IFNAMSIZ, option))
+        given = derived
+    return validate.ifname(given, option)
 
 
-def pod_address(value, option):
-    """A pod address with prefix length (192.168.10.10/24): a host of its subnet that can be a
-    pod's (not multicast, loopback or 0.0.0.0)."""
-    text = validate.host_address(value, option)
+def check_address(address, option="address", gateway=None):
+    """A pod's address with prefix length (192.168.10.10/24), canonical: a host address of its
+    subnet (not the network or broadcast address), not multicast, loopback or 0.0.0.0, and not
+    ``gateway``; raises ``PodnetError`` starting with ``option``."""
+    text = validate.ipv4_interface(address, option)
     ip = ipaddress.IPv4Interface(text).ip
     if ip.is_multicast or ip.is_unspecified or ip.is_loopback:
         raise PodnetError("%s: %s cannot be a pod address (multicast, loopback or 0.0.0.0)" % (option, ip))
+    validate.host_interface(text, option)
+    if gateway is not None and str(ip) == gateway:
+        raise PodnetError("%s: %s is also the gateway; the pod needs an address of its own" % (option, ip))
     return text
 
 
 def wanted(name, ifname=DEFAULT_IFNAME, host_ifname=None, address=None, gateway=DEFAULT_GATEWAY,
            mtu=None, proxy_arp=True, host_route=True, state="present", node_netns=None, forwarding=True):
     """Validate and normalise the options; raise ``PodnetError`` naming the option."""
-    pod_name, host_ifname = names(name, host_ifname)
-    want = dict(name=pod_name, state=state)
+    want = dict(name=validate.netns_name(name, "name"), state=state)
     if node_netns is not None and name == node_netns:
         raise PodnetError("name: %r is the node namespace given in netns; a pod needs its own namespace"
                           % name)
     want["ifname"] = validate.ifname(ifname if ifname is not None else DEFAULT_IFNAME, "ifname")
-    want["host_ifname"] = host_ifname
+    want["host_ifname"] = veth_name(want["name"], host_ifname)
     want["mtu"] = validate.mtu(mtu, "mtu") if mtu not in (None, "") else None
     want["proxy_arp"] = bool(proxy_arp)
     want["forwarding"] = bool(forwarding)
@@ -86,9 +88,7 @@ def wanted(name, ifname=DEFAULT_IFNAME, host_ifname=None, address=None, gateway=
             raise PodnetError("address: the pod address (e.g. 192.168.10.10/24) is required with state=present")
         want["address"] = None
         return want
-    want["address"] = pod_address(address, "address")
-    if ipaddress.IPv4Interface(want["address"]).ip == gw:
-        raise PodnetError("address: %s is also the gateway; the pod needs an address of its own" % gw)
+    want["address"] = check_address(address, "address", want["gateway"])
     return want
 
 
@@ -232,13 +232,14 @@ def _state(namespace, veth, host=None, pod_if=None, lo=None, pod_routes=None, sy
 
 def plan(want, namespace, node_links, node_routes, peer_ns=None, pod_links=None, pod_routes=None,
          sysctls=None, macs=None):
-    """Compare and return ``(steps, before, after, facts, warnings)``.
+    """Compare and return a ``Plan``: the steps, before, after, warnings, and the facts
+    ``host_mac``/``mac``.
 
     ``namespace`` is NS_PRESENT, NS_ABSENT or NS_BROKEN (listed under /run/netns but not
     a usable namespace); ``pod_links``/``pod_routes`` are the pod's reads (None unless
     NS_PRESENT); ``sysctls`` is ``parse_sysctls()`` of the host veth (None unless it is
     ours); ``macs`` is ``(host_mac, pod_mac)`` for a veth that has to be created.
-    ``facts`` holds ``host_mac``/``mac`` after the run (None when unknown).  Raises
+    The facts are the MACs after the run (None when unknown).  Raises
     ``PodnetError`` (naming the option) when a device podnet does not own is in the way.
     """
     name, ifname, host_ifname = want["name"], want["ifname"], want["host_ifname"]
@@ -267,8 +268,7 @@ def plan(want, namespace, node_links, node_routes, peer_ns=None, pod_links=None,
             node("link", "del", host_ifname)
         if namespace != NS_ABSENT:
             steps.append(("ns", ["netns", "del", name]))
-        after = _state(NS_ABSENT, False)
-        return steps, before, after, dict(host_mac=None, mac=None), warnings
+        return Plan(steps, before, _state(NS_ABSENT, False), warnings, host_mac=None, mac=None)
 
     if not veth_ok and pod_if is not None:
         raise PodnetError(
@@ -353,4 +353,4 @@ def plan(want, namespace, node_links, node_routes, peer_ns=None, pod_links=None,
         forwarding=want["forwarding"],
         host_routes=routes_after,
     )
-    return steps, before, after, facts, warnings
+    return Plan(steps, before, after, warnings, **facts)

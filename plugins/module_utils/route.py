@@ -11,6 +11,7 @@ protocol number; podnet never changes or removes any other route.
 from __future__ import annotations
 
 from ansible_collections.podnet.fabric.plugins.module_utils import validate
+from ansible_collections.podnet.fabric.plugins.module_utils.plan import Plan
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
 SCOPES = ("global", "link", "host")
@@ -20,14 +21,7 @@ _KEYS = ("dst", "via", "dev", "onlink", "scope", "src", "metric")
 def wanted(routes, option="routes"):
     """Validate and normalise the ``routes`` option (a list of dicts)."""
     result, seen = [], {}
-    for index, item in enumerate(routes or []):
-        where = "%s[%d]" % (option, index)
-        if not isinstance(item, dict):
-            raise PodnetError("%s: each route must be a dict with at least dst" % where)
-        unknown = sorted(set(item) - set(_KEYS))
-        if unknown:
-            raise PodnetError("%s: unknown key(s) %s; allowed: %s"
-                              % (where, ", ".join(unknown), ", ".join(_KEYS)))
+    for where, item in validate.entries(routes, option, _KEYS, "route"):
         if item.get("dst") in (None, ""):
             raise PodnetError("%s.dst: a destination is required" % where)
         route = dict(dst=validate.ipv4_network(item["dst"], where + ".dst"))
@@ -43,8 +37,6 @@ def wanted(routes, option="routes"):
         scope = item.get("scope")
         if scope in (None, ""):
             scope = "global" if route["via"] else "link"
-        if scope not in SCOPES:
-            raise PodnetError("%s.scope: %r is not one of %s" % (where, scope, ", ".join(SCOPES)))
         if route["via"] and scope != "global":
             raise PodnetError("%s.scope: a route via a gateway must have scope global" % where)
         route["scope"] = scope
@@ -54,9 +46,8 @@ def wanted(routes, option="routes"):
         route["metric"] = validate.int_range(metric if metric not in (None, "") else 0,
                                              where + ".metric", 0, 2 ** 32 - 1, "metric")
         if route["dst"] in seen:
-            raise PodnetError("%s.dst: %s is listed twice (also %s[%d])"
-                              % (where, route["dst"], option, seen[route["dst"]]))
-        seen[route["dst"]] = index
+            raise PodnetError("%s.dst: %s is listed twice (also %s)" % (where, route["dst"], seen[route["dst"]]))
+        seen[route["dst"]] = where
         result.append(route)
     return result
 
@@ -136,9 +127,9 @@ def _public(route):
 
 
 def plan(want, have_json, table="main", state="present", purge=False):
-    """Compare and return ``(argv_tails, before, after)``.
+    """Compare and return a ``Plan``: commands, before, after (lists of podnet's routes).
 
-    ``argv_tails`` are the arguments after ``ip`` (``route replace ...``).  Raises
+    The commands are the arguments after ``ip`` (``route replace ...``).  Raises
     ``PodnetError`` when a wanted destination is held by a route podnet does not own.
     """
     ours, foreign = parse(have_json)
@@ -188,4 +179,4 @@ def plan(want, have_json, table="main", state="present", purge=False):
         removed = set(id(r) for r in targets)
         after = [_public(r) for r in sorted(ours, key=lambda r: (r["dst"], r["metric"]))
                  if id(r) not in removed]
-    return commands, before, after
+    return Plan(commands, before, after)

@@ -31,6 +31,7 @@ import hashlib
 import ipaddress
 
 from ansible_collections.podnet.fabric.plugins.module_utils import validate
+from ansible_collections.podnet.fabric.plugins.module_utils.plan import Plan
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
 KINDS = ("ipip", "vxlan")
@@ -57,6 +58,16 @@ NO_IPIP_MSG = (
     "`grep CONFIG_NET_IPIP /boot/config-$(uname -r)` and `modprobe ipip` (in a container, "
     "load the module on the host). Or use kind=vxlan.")
 NO_KIND_MARKERS = ("Unknown device type", "Operation not supported")
+
+
+def create_failed(kind, args, error):
+    """The message for an ``ip link add`` (``args``) that failed with ``error``."""
+    if any(marker in error for marker in NO_KIND_MARKERS):
+        if kind == "ipip":
+            return NO_IPIP_MSG % error
+        return ("kind=vxlan: this kernel has no VXLAN support (%r); it needs CONFIG_VXLAN=y or =m "
+                "with the vxlan module loadable" % error)
+    return "ip %s failed: %s" % (" ".join(args), error)
 
 
 _unicast = validate.unicast_ipv4
@@ -303,7 +314,8 @@ def _check_neighbours(want, names):
 
 
 def plan(want, have, names=None, offload=None):
-    """Compare and return a dict: commands, before, after, action, reasons.
+    """Compare and return a ``Plan``: commands, before, after, and the facts ``action`` (create,
+    recreate, update, delete or none) and ``reasons`` (why a recreate, see ``immutable_differences``).
 
     ``have``/``names`` come from ``parse``; ``offload`` is the device's current
     tx-checksum-ip-generic state (True/False) when ``tx_checksum_offload`` is managed and
@@ -323,13 +335,12 @@ def plan(want, have, names=None, offload=None):
 
     if want["state"] == "absent":
         if ours and have["kind"] == want["kind"]:
-            return dict(commands=[("ip", ["link", "del", name])], before=before, after=None,
-                        action="delete", reasons=[])
-        result = dict(commands=[], before=None, after=None, action="none", reasons=[])
+            return Plan([("ip", ["link", "del", name])], before, None, action="delete", reasons=[])
+        warnings = []
         if have is not None:
-            result["warning"] = ("%s exists but is %s, not a %s tunnel: left alone"
-                                 % (name, describe_kind(have["kind"]), want["kind"]))
-        return result
+            warnings.append("%s exists but is %s, not a %s tunnel: left alone"
+                            % (name, describe_kind(have["kind"]), want["kind"]))
+        return Plan([], None, None, warnings, action="none", reasons=[])
 
     _check_neighbours(want, names)
     reasons = immutable_differences(want, have) if ours else []
@@ -409,7 +420,7 @@ def plan(want, have, names=None, offload=None):
         if not commands:
             action = "none"
     after["up"] = True
-    return dict(commands=commands, before=before, after=public(after), action=action, reasons=reasons)
+    return Plan(commands, before, public(after), action=action, reasons=reasons)
 
 
 def parse_offload(ethtool_text):

@@ -90,24 +90,17 @@ def ipv4_interface(value, option):
         raise PodnetError("%s: %r is not an IPv4 address with prefix length" % (option, value))
 
 
-def host_address(value, option):
-    """An address with prefix length that is a host of its subnet (not its network or broadcast
-    address, below /31), returned canonical."""
+def host_interface(value, option):
+    """An address with prefix length that is a host of its subnet: not the network or the
+    broadcast address (a /31 or /32 has neither), returned canonical."""
     text = ipv4_interface(value, option)
     iface = ipaddress.IPv4Interface(text)
     net = iface.network
     if net.prefixlen < 31 and iface.ip in (net.network_address, net.broadcast_address):
         raise PodnetError("%s: %s is the %s address of %s, not a host address"
-                          % (option, iface.ip, "network" if iface.ip == net.network_address else "broadcast", net))
+                          % (option, iface.ip, "network" if iface.ip == net.network_address else "broadcast",
+                             net))
     return text
-
-
-def known_keys(entry, allowed, option):
-    """A dict entry of a list option (or variable) has only the keys ``allowed``."""
-    unknown = sorted(str(key) for key in entry if key not in allowed)
-    if unknown:
-        raise PodnetError("%s: unknown key(s) %s; allowed: %s" % (option, ", ".join(unknown), ", ".join(allowed)))
-    return entry
 
 
 def ipv4_network(value, option):
@@ -137,6 +130,24 @@ def mac(value, option, allow_zero=True):
     if int(text[:2], 16) & 1 and text != "ff:ff:ff:ff:ff:ff":
         raise PodnetError("%s: %r is a multicast MAC" % (option, value))
     return text
+
+
+def known_keys(entry, allowed, option):
+    """Refuse the keys of a dict (one entry of a list-of-dicts option) that are not ``allowed``."""
+    unknown = sorted(str(key) for key in entry if key not in allowed)
+    if unknown:
+        raise PodnetError("%s: unknown key(s) %s; allowed: %s" % (option, ", ".join(unknown), ", ".join(allowed)))
+    return entry
+
+
+def entries(items, option, allowed, what="entry"):
+    """The entries of a list-of-dicts option: yields ``("OPTION[i]", entry)`` for each, refusing
+    an entry that is not a dict or has a key not in ``allowed``."""
+    for index, entry in enumerate(items or []):
+        where = "%s[%d]" % (option, index)
+        if not isinstance(entry, dict):
+            raise PodnetError("%s: each %s must be a dict (keys: %s)" % (where, what, ", ".join(allowed)))
+        yield where, known_keys(entry, allowed, where)
 
 
 def int_range(value, option, low, high, what="value"):

@@ -179,82 +179,73 @@ recreate_reasons:
   sample: ["vni (100 -> 200)"]
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.podnet.fabric.plugins.module_utils import skeleton, tunnel
+from ansible_collections.podnet.fabric.plugins.module_utils.runner import CommandError, Runner
+from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
-from ansible_collections.podnet.fabric.plugins.module_utils import iproute, tunnel, validate
+
+def read_offload(runner, want, have):
+    """The device's tx-checksum-ip-generic (True/False) when it is managed and can change, else None."""
+    name = want["name"]
+    if want["state"] != "present" or want["tx_checksum_offload"] is None or have is None \
+            or have["kind"] != want["kind"]:
+        return None
+    offload, fixed = tunnel.parse_offload(runner.read("ethtool", ["-k", name]))
+    if offload is None:
+        raise PodnetError("tx_checksum_offload: ethtool -k %s shows no %s feature" % (name, tunnel.CSUM_FEATURE))
+    if fixed and offload != want["tx_checksum_offload"]:
+        raise PodnetError("tx_checksum_offload: %s is fixed %s on %s and cannot be changed"
+                          % (tunnel.CSUM_FEATURE, "on" if offload else "off", name))
+    return offload
+
+
+def converge(module):
+    want = tunnel.wanted(module.params)
+    name = want["name"]
+    runner = Runner(module, module.params["netns"])
+    have, names = tunnel.parse(runner.read_json("ip", ["-details", "addr", "show"]), name)
+    plan = tunnel.plan(want, have, names, read_offload(runner, want, have))
+    for warning in plan.warnings:
+        module.warn(warning)
+
+    for tool, args in plan.commands:
+        if tool == "ip" and args[:2] == ["link", "add"]:
+            rc, out, err = runner.try_run(tool, args)
+            if rc != 0:
+                raise CommandError(tunnel.create_failed(want["kind"], args, (err or out).strip()),
+                                   runner.argv(tool, args), rc, out, err, runner.commands)
+        else:
+            runner.run(tool, args)
+
+    after = plan.after
+    if plan.facts["action"] in ("create", "recreate") and not module.check_mode:
+        # Report what the kernel chose (a random MAC, the MTU) from the new device.
+        device, _names = tunnel.parse(runner.read_json("ip", ["-details", "addr", "show", "dev", name]), name)
+        after = tunnel.public(device)
+    return skeleton.result(runner, bool(plan.commands), {"device": plan.before}, {"device": after},
+                           device=after, mac=after.get("mac") if after else None,
+                           action=plan.facts["action"], recreate_reasons=plan.facts["reasons"])
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            iproute.COMMON_ARGS,
-            name=dict(type="str", required=True),
-            kind=dict(type="str", required=True, choices=list(tunnel.KINDS)),
-            local=dict(type="str"),
-            remote=dict(type="str"),
-            ttl=dict(type="int"),
-            vni=dict(type="int"),
-            port=dict(type="int"),
-            dev=dict(type="str"),
-            learning=dict(type="bool"),
-            group=dict(type="str"),
-            mac=dict(type="str"),
-            mtu=dict(type="int"),
-            addresses=dict(type="list", elements="str"),
-            recreate=dict(type="bool", default=True),
-            tx_checksum_offload=dict(type="bool"),
-        ),
-        supports_check_mode=True,
-    )
-    want = iproute.fail_on_invalid(module, tunnel.wanted, module.params)
-    name = want["name"]
-    ip = iproute.IpRoute(module, module.params["netns"])
-
-    have, names = tunnel.parse(ip.read_json("ip", ["-details", "addr", "show"]), name)
-
-    offload = None
-    if want["state"] == "present" and want["tx_checksum_offload"] is not None \
-            and have is not None and have["kind"] == want["kind"]:
-        offload, fixed = tunnel.parse_offload(ip.read("ethtool", ["-k", name]))
-        if offload is None:
-            module.fail_json(msg="tx_checksum_offload: ethtool -k %s shows no %s feature"
-                             % (name, tunnel.CSUM_FEATURE))
-        if fixed and offload != want["tx_checksum_offload"]:
-            module.fail_json(msg="tx_checksum_offload: %s is fixed %s on %s and cannot be changed"
-                             % (tunnel.CSUM_FEATURE, "on" if offload else "off", name))
-
-    try:
-        result = tunnel.plan(want, have, names, offload)
-    except validate.PodnetError as exc:
-        module.fail_json(msg=str(exc))
-    if result.get("warning"):
-        module.warn(result["warning"])
-
-    for tool, args in result["commands"]:
-        if tool == "ip" and args[:2] == ["link", "add"]:
-            rc, out, err = ip.try_run(tool, args)
-            if rc != 0:
-                error = (err or out).strip()
-                if any(marker in error for marker in tunnel.NO_KIND_MARKERS):
-                    if want["kind"] == "ipip":
-                        msg = tunnel.NO_IPIP_MSG % error
-                    else:
-                        msg = ("kind=vxlan: this kernel has no VXLAN support (%r); it needs "
-                               "CONFIG_VXLAN=y or =m with the vxlan module loadable" % error)
-                else:
-                    msg = "ip %s failed: %s" % (" ".join(args), error)
-                module.fail_json(msg=msg, rc=rc, stderr=err, commands=ip.commands)
-        else:
-            ip.run(tool, args)
-
-    after = result["after"]
-    if result["action"] in ("create", "recreate") and not module.check_mode:
-        # Report what the kernel chose (a random MAC, the MTU) from the new device.
-        device, _names = tunnel.parse(ip.read_json("ip", ["-details", "addr", "show", "dev", name]), name)
-        after = tunnel.public(device)
-    ip.result(bool(result["commands"]), before={"device": result["before"]}, after={"device": after},
-              device=after, mac=after.get("mac") if after else None,
-              action=result["action"], recreate_reasons=result["reasons"])
+    skeleton.main(converge, dict(
+        skeleton.COMMON_ARGS,
+        name=dict(type="str", required=True),
+        kind=dict(type="str", required=True, choices=list(tunnel.KINDS)),
+        local=dict(type="str"),
+        remote=dict(type="str"),
+        ttl=dict(type="int"),
+        vni=dict(type="int"),
+        port=dict(type="int"),
+        dev=dict(type="str"),
+        learning=dict(type="bool"),
+        group=dict(type="str"),
+        mac=dict(type="str"),
+        mtu=dict(type="int"),
+        addresses=dict(type="list", elements="str"),
+        recreate=dict(type="bool", default=True),
+        tx_checksum_offload=dict(type="bool"),
+    ))
 
 
 if __name__ == "__main__":

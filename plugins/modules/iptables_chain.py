@@ -22,6 +22,10 @@ description:
   - Rules compare as data, not text, so a protocol that C(/etc/protocols) names differently
     (4 is C(ipencap) on Debian, C(ipv4) elsewhere) is still the same rule.
   - With O(state=absent), every rule that jumps to the chain is deleted, then the chain.
+  - A jump is deleted by its rule spec (C(-D CHAIN -m comment --comment podnet -j NAME)), never by
+    a rule number read earlier, so rules that other writers (docker, kube-proxy, firewalld) insert
+    or delete between the read and the transaction are never hit; a jump that went meanwhile makes
+    the transaction fail whole. Every call waits for the xtables lock (C(-w)).
   - O(chains) manages several chains of one table in the same single read and single
     transaction (podnet's node role writes its forward, policy and INPUT chains with one task).
     The module orders them itself (a chain after its parent and after the chains its rules
@@ -62,6 +66,36 @@ options:
         type: list
         elements: dict
         default: []
+        suboptions:
+          source:
+            description: As O(rules[].source).
+            type: str
+          destination:
+            description: As O(rules[].destination).
+            type: str
+          in_interface:
+            description: As O(rules[].in_interface).
+            type: str
+          out_interface:
+            description: As O(rules[].out_interface).
+            type: str
+          protocol:
+            description: As O(rules[].protocol).
+            type: str
+          destination_port:
+            description: As O(rules[].destination_port).
+            type: int
+          ctstate:
+            description: As O(rules[].ctstate).
+            type: list
+            elements: str
+          comment:
+            description: As O(rules[].comment).
+            type: str
+          jump:
+            description: As O(rules[].jump).
+            type: str
+            required: true
       state:
         description: As O(state).
         type: str
@@ -194,10 +228,8 @@ chains:
   sample: {"PODNET-POLICY": ["-A PODNET-POLICY -s 192.168.10.10/32 -d 192.168.11.10/32 -m conntrack --ctstate NEW -j DROP"]}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.podnet.fabric.plugins.module_utils import chain, iproute
-
+from ansible_collections.podnet.fabric.plugins.module_utils import chain, skeleton
+from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
 
 RULE_OPTIONS = dict(
     source=dict(type="str"),
@@ -212,16 +244,34 @@ RULE_OPTIONS = dict(
 )
 
 
+def converge(module):
+    params = module.params
+    many = params["chains"] is not None
+    wants = chain.wanted_many(params) if many else [chain.wanted(params)]
+    runner = Runner(module, params["netns"])
+    have = runner.read("iptables", ["-w", "-t", params["table"], "-S"])
+    plan = chain.plan_many(wants, params["table"], have, module.check_mode)
+    if plan.commands:
+        runner.run("iptables-restore", ["-w", "--noflush"], data="\n".join(plan.commands))
+    if many:
+        return skeleton.result(runner, bool(plan.commands), plan.before, plan.after, script=plan.commands,
+                               chains=dict((name, value["rules"]) for name, value in plan.after.items()))
+    name = wants[0]["name"]
+    return skeleton.result(runner, bool(plan.commands), plan.before[name], plan.after[name],
+                           script=plan.commands, rules=plan.after[name]["rules"])
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            iproute.COMMON_ARGS,
+    skeleton.main(
+        converge,
+        dict(
+            skeleton.COMMON_ARGS,
             name=dict(type="str"),
             chains=dict(type="list", elements="dict", options=dict(
                 name=dict(type="str", required=True),
                 parent=dict(type="str"),
                 position=dict(type="int", default=1),
-                rules=dict(type="list", elements="dict", default=[]),
+                rules=dict(type="list", elements="dict", default=[], options=RULE_OPTIONS),
                 state=dict(type="str", default="present", choices=["present", "absent"]),
             )),
             table=dict(type="str", default="filter", choices=list(chain.TABLES)),
@@ -231,27 +281,7 @@ def main():
         ),
         required_one_of=[("name", "chains")],
         mutually_exclusive=[("chains", "name"), ("chains", "parent"), ("chains", "rules")],
-        supports_check_mode=True,
     )
-    many = module.params["chains"] is not None
-    if many:
-        wants = iproute.fail_on_invalid(module, chain.wanted_many, module.params)
-    else:
-        wants = [iproute.fail_on_invalid(module, chain.wanted, module.params)]
-    ip = iproute.IpRoute(module, module.params["netns"])
-    have = ip.read("iptables", ["-w", "-t", module.params["table"], "-S"])
-    try:
-        script, before, after = chain.plan_many(wants, module.params["table"], have, module.check_mode)
-    except chain.PodnetError as exc:
-        module.fail_json(msg=str(exc))
-    if script:
-        ip.run("iptables-restore", ["-w", "--noflush"], data="\n".join(script))
-    if many:
-        ip.result(bool(script), before=before, after=after, script=script,
-                  chains=dict((name, value["rules"]) for name, value in after.items()))
-    else:
-        name = wants[0]["name"]
-        ip.result(bool(script), before=before[name], after=after[name], script=script, rules=after[name]["rules"])
 
 
 if __name__ == "__main__":

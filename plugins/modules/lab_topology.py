@@ -165,10 +165,10 @@ lab:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.podnet.fabric.plugins.module_utils import iproute, lab, validate
-from ansible_collections.podnet.fabric.plugins.module_utils.netns import NETNS_DIR, outer_mount_ns
+from ansible_collections.podnet.fabric.plugins.module_utils import lab, skeleton
+from ansible_collections.podnet.fabric.plugins.module_utils.netns import NETNS_DIR
+from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
+from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
 
 def listed():
@@ -188,63 +188,56 @@ def listed():
     return names, broken
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            iproute.COMMON_ARGS,
-            nodes=dict(type="list", elements="dict", default=[], options=dict(
-                name=dict(type="str", required=True),
-                iface=dict(type="str", default=lab.DEFAULT_IFACE),
-                address=dict(type="str", required=True),
-            )),
-            pods=dict(type="list", elements="str", default=[]),
-            switch_prefix=dict(type="str", default=lab.SWITCH_PREFIX),
-            router=dict(type="str", default=lab.ROUTER),
-            router_addresses=dict(type="dict", default={}),
-        ),
-        supports_check_mode=True,
-    )
-    params = module.params
-    if params["netns"] is not None:
-        module.fail_json(msg="netns: not supported by lab_topology; the lab's namespaces are named "
-                             "by nodes, switch_prefix and router")
-    model = iproute.fail_on_invalid(
-        module, lab.wanted, params["nodes"], params["switch_prefix"], params["router"], params["pods"],
-        params["router_addresses"], params["state"])
-    ip = iproute.IpRoute(module)
-
-    existing, broken = listed()
+def read(runner, model, existing, broken):
+    """The module's reads of every lab namespace that exists, for ``lab.parse``."""
     reads = {}
     role_of = dict(lab.roles(model))
     for name in lab.to_read(model, existing):
         if name in broken:
             continue
         reads[name] = dict(
-            links=ip.read_json("ip", ["-details", "addr", "show"], netns=name),
-            nsids=ip.read_json("ip", ["netns", "list-id"], netns=name),
-            routes=ip.read_json("ip", ["route", "show", "table", "main"], netns=name)
+            links=runner.read_json("ip", ["-details", "addr", "show"], netns=name),
+            nsids=runner.read_json("ip", ["netns", "list-id"], netns=name),
+            routes=runner.read_json("ip", ["route", "show", "table", "main"], netns=name)
             if role_of.get(name) == "node" else [],
-            sysctl=ip.read("sysctl", ["-n"] + list(lab.SYSCTL_KEYS), netns=name),
+            sysctl=runner.read("sysctl", ["-n"] + list(lab.SYSCTL_KEYS), netns=name),
         )
-    try:
-        commands, before, after = lab.plan(model, lab.parse(reads), existing, params["state"], broken)
-    except validate.PodnetError as exc:
-        module.fail_json(msg=str(exc))
+    return reads
 
-    outer = outer_mount_ns() if commands else None
-    for tool, netns, args in commands:
-        if tool == "ip" and netns is None and args[:1] == ["netns"] and outer:
-            argv = [ip.bin("nsenter"), "--mount=" + outer, ip.bin("ip")] + args
-            ip.commands.append(argv)
-            if not module.check_mode:
-                ip._call(argv)
+
+def converge(module):
+    params = module.params
+    if params["netns"] is not None:
+        raise PodnetError("netns: not supported by lab_topology; the lab's namespaces are named "
+                          "by nodes, switch_prefix and router")
+    model = lab.wanted(params["nodes"], params["switch_prefix"], params["router"], params["pods"],
+                       params["router_addresses"], params["state"])
+    runner = Runner(module)
+    existing, broken = listed()
+    plan = lab.plan(model, lab.parse(read(runner, model, existing, broken)), existing, params["state"], broken)
+    for tool, netns, args in plan.commands:
+        if netns is None:
+            runner.run_ip_netns(args)
         else:
-            # netns="" keeps `ip netns add|del` from being prefixed with -n.
-            ip.run(tool, args, netns=netns if netns is not None else "")
-
+            runner.run(tool, args, netns=netns)
     summary = dict(router=model["router"], switches=model["switches"], nodes=model["nodes"],
                    pods=model["pods"])
-    ip.result(bool(commands), before=before, after=after, lab=summary)
+    return skeleton.result(runner, bool(plan.commands), plan.before, plan.after, lab=summary)
+
+
+def main():
+    skeleton.main(converge, dict(
+        skeleton.COMMON_ARGS,
+        nodes=dict(type="list", elements="dict", default=[], options=dict(
+            name=dict(type="str", required=True),
+            iface=dict(type="str", default=lab.DEFAULT_IFACE),
+            address=dict(type="str", required=True),
+        )),
+        pods=dict(type="list", elements="str", default=[]),
+        switch_prefix=dict(type="str", default=lab.SWITCH_PREFIX),
+        router=dict(type="str", default=lab.ROUTER),
+        router_addresses=dict(type="dict", default={}),
+    ))
 
 
 if __name__ == "__main__":

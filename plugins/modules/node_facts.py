@@ -68,29 +68,22 @@ ansible_facts:
                "tunnels": {"flannel.1": "vxlan"}}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.podnet.fabric.plugins.module_utils import iproute, validate
+from ansible_collections.podnet.fabric.plugins.module_utils import skeleton, validate
+from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
 
 # Devices of these kinds are reported in ``tunnels`` (podnet's modes make them).
 TUNNEL_KINDS = ("ipip", "vxlan")
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(node_ip=dict(type="str", required=True),
-                           pod_gateway=dict(type="str", default="169.254.10.24"),
-                           netns=dict(type="str")),
-        supports_check_mode=True,
-    )
-    node_ip = iproute.fail_on_invalid(module, validate.ipv4, module.params["node_ip"], "node_ip")
-    gateway = iproute.fail_on_invalid(module, validate.ipv4, module.params["pod_gateway"], "pod_gateway")
-    ip = iproute.IpRoute(module, module.params["netns"])
+def converge(module):
+    node_ip = validate.ipv4(module.params["node_ip"], "node_ip")
+    gateway = validate.ipv4(module.params["pod_gateway"], "pod_gateway")
+    runner = Runner(module, module.params["netns"])
 
     fact = dict(iface=None, prefixlen=None, mtu=None, gateway_route=False, rp_filter={}, ip_forward=None,
                 tunnels={})
     names = []
-    for link in ip.read_json("ip", ["-details", "addr", "show"]):
+    for link in runner.read_json("ip", ["-details", "addr", "show"]):
         names.append(link["ifname"])
         kind = link.get("linkinfo", {}).get("info_kind")
         if kind in TUNNEL_KINDS:
@@ -98,13 +91,13 @@ def main():
         for addr in link.get("addr_info", []):
             if addr.get("family") == "inet" and addr.get("local") == node_ip:
                 fact.update(iface=link["ifname"], prefixlen=addr["prefixlen"], mtu=link["mtu"])
-    routes = ip.read_json("ip", ["route", "get", gateway], missing_ok=True)
+    routes = runner.read_json("ip", ["route", "get", gateway], missing_ok=True)
     # `ip route get` fails with "Network is unreachable" when nothing covers the gateway.
     fact["gateway_route"] = bool(routes) and routes[0].get("type", "unicast") == "unicast"
     # Slash-separated keys keep a dot in an interface name (eth0.100) literal; -e skips an
     # interface that went away since the read above. sysctl prints such a dot as "/".
     keys = ["net/ipv4/ip_forward"] + ["net/ipv4/conf/%s/rp_filter" % name for name in ["all", "default"] + names]
-    for row in ip.read("sysctl", ["-e"] + keys).splitlines():
+    for row in runner.read("sysctl", ["-e"] + keys).splitlines():
         key, sep, value = row.partition(" = ")
         if not sep or not value.strip().isdigit():
             continue
@@ -112,7 +105,13 @@ def main():
             fact["ip_forward"] = int(value)
         elif key.startswith("net.ipv4.conf.") and key.endswith(".rp_filter"):
             fact["rp_filter"][key[len("net.ipv4.conf."):-len(".rp_filter")].replace("/", ".")] = int(value)
-    module.exit_json(changed=False, ansible_facts=dict(podnet_underlay=fact))
+    return dict(changed=False, ansible_facts=dict(podnet_underlay=fact))
+
+
+def main():
+    skeleton.main(converge, dict(node_ip=dict(type="str", required=True),
+                                 pod_gateway=dict(type="str", default="169.254.10.24"),
+                                 netns=dict(type="str")))
 
 
 if __name__ == "__main__":

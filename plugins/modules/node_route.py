@@ -106,45 +106,41 @@ routes:
             "scope": "global", "src": null, "metric": 0}]
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.podnet.fabric.plugins.module_utils import route, skeleton, validate
+from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
 
-from ansible_collections.podnet.fabric.plugins.module_utils import iproute, route, validate
+ROUTE_OPTIONS = dict(
+    dst=dict(type="str", required=True),
+    via=dict(type="str"),
+    dev=dict(type="str"),
+    onlink=dict(type="bool", default=False),
+    scope=dict(type="str", choices=list(route.SCOPES)),
+    src=dict(type="str"),
+    metric=dict(type="int", default=0),
+)
+
+
+def converge(module):
+    params = module.params
+    want = route.wanted(params["routes"])
+    table = validate.route_table(params["table"], "table")
+    runner = Runner(module, params["netns"])
+    # A table that holds no route yet does not exist: iproute2 then fails with "Dump terminated".
+    have = runner.read_json("ip", ["route", "show", "table", table], missing_ok=table not in ("main", "local"))
+    plan = route.plan(want, have or [], table, params["state"], params["purge"])
+    for args in plan.commands:
+        runner.run("ip", args)
+    return skeleton.result(runner, bool(plan.commands), {"routes": plan.before}, {"routes": plan.after},
+                           routes=plan.after)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            iproute.COMMON_ARGS,
-            routes=dict(type="list", elements="dict", default=[], options=dict(
-                dst=dict(type="str", required=True),
-                via=dict(type="str"),
-                dev=dict(type="str"),
-                onlink=dict(type="bool", default=False),
-                scope=dict(type="str", choices=list(route.SCOPES)),
-                src=dict(type="str"),
-                metric=dict(type="int", default=0),
-            )),
-            table=dict(type="str", default="main"),
-            purge=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
-    )
-    params = module.params
-    want = iproute.fail_on_invalid(module, route.wanted, params["routes"])
-    table = iproute.fail_on_invalid(module, validate.route_table, params["table"], "table")
-    ip = iproute.IpRoute(module, params["netns"])
-
-    # A table that holds no route yet does not exist: iproute2 then fails with "Dump terminated".
-    have = ip.read_json("ip", ["route", "show", "table", table], missing_ok=table not in ("main", "local"))
-    if have is None:
-        have = []
-    try:
-        commands, before, after = route.plan(want, have, table, params["state"], params["purge"])
-    except validate.PodnetError as exc:
-        module.fail_json(msg=str(exc))
-    for args in commands:
-        ip.run("ip", args)
-    ip.result(bool(commands), before={"routes": before}, after={"routes": after}, routes=after)
+    skeleton.main(converge, dict(
+        skeleton.COMMON_ARGS,
+        routes=dict(type="list", elements="dict", default=[], options=ROUTE_OPTIONS),
+        table=dict(type="str", default="main"),
+        purge=dict(type="bool", default=False),
+    ))
 
 
 if __name__ == "__main__":

@@ -62,69 +62,76 @@ import json
 import os
 import re
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.podnet.fabric.plugins.module_utils import iproute
+from ansible_collections.podnet.fabric.plugins.module_utils import skeleton
+from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
+from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
 _KEY_RE = re.compile(r"^net\.[A-Za-z0-9_.@-]+$")
 _VALUE_RE = re.compile(r"^[0-9]+$")
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(iproute.COMMON_ARGS,
-                           settings=dict(type="dict", default={}),
-                           save_file=dict(type="path", required=True)),
-        supports_check_mode=True,
-    )
-    params = module.params
-    settings = {}
-    for key, value in (params["settings"] or {}).items():
+def wanted(settings):
+    """The settings as ``{key: "number"}``; raises PodnetError naming a bad key or value."""
+    result = {}
+    for key, value in (settings or {}).items():
         if not _KEY_RE.match(key) or ".." in key:
-            module.fail_json(msg="settings: %r is not a network sysctl key (net.…)" % key)
+            raise PodnetError("settings: %r is not a network sysctl key (net.…)" % key)
         text = str(int(value)) if isinstance(value, bool) else str(value)
         if not _VALUE_RE.match(text):
-            module.fail_json(msg="settings.%s: %r is not a whole number" % (key, value))
-        settings[key] = text
-    ip = iproute.IpRoute(module, params["netns"])
+            raise PodnetError("settings.%s: %r is not a whole number" % (key, value))
+        result[key] = text
+    return result
+
+
+def save(path, saved):
+    """Write ``saved`` to ``path`` (atomically), or remove the file when there is nothing to keep."""
+    if saved:
+        directory = os.path.dirname(path)
+        if directory:
+            # exist_ok: nodes of the lab share one machine and may make it at the same time.
+            os.makedirs(directory, 0o755, exist_ok=True)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as handle:
+            json.dump(saved, handle, sort_keys=True)
+        os.rename(tmp, path)
+    elif os.path.exists(path):
+        os.unlink(path)
+
+
+def converge(module):
+    params = module.params
+    settings = wanted(params["settings"])
+    runner = Runner(module, params["netns"])
     path = params["save_file"]
     saved = {}
     if os.path.exists(path):
         with open(path) as handle:
             saved = json.load(handle)
 
-    if params["state"] == "present":
-        wanted = settings
-    else:
-        wanted = saved
-    keys = sorted(wanted)
-    current = dict(zip(keys, ip.read("sysctl", ["-n"] + keys).split())) if keys else {}
-    changes = dict((k, wanted[k]) for k in keys if current.get(k) != wanted[k])
+    present = params["state"] == "present"
+    target = settings if present else saved
+    keys = sorted(target)
+    current = dict(zip(keys, runner.read("sysctl", ["-n"] + keys).split())) if keys else {}
+    changes = dict((k, target[k]) for k in keys if current.get(k) != target[k])
     for key in sorted(changes):
-        ip.run("sysctl", ["-w", "%s=%s" % (key, changes[key])])
-    new_saved = dict(saved)
-    if params["state"] == "present":
+        runner.run("sysctl", ["-w", "%s=%s" % (key, changes[key])])
+    new_saved = dict(saved) if present else {}
+    if present:
         for key in changes:
             new_saved.setdefault(key, current[key])
-    else:
-        new_saved = {}
-    file_changed = new_saved != saved or (params["state"] == "absent" and os.path.exists(path))
+    file_changed = new_saved != saved or (not present and os.path.exists(path))
     if file_changed and not module.check_mode:
-        if new_saved:
-            directory = os.path.dirname(path)
-            if directory:
-                # exist_ok: nodes of the lab share one machine and may make it at the same time.
-                os.makedirs(directory, 0o755, exist_ok=True)
-            tmp = path + ".tmp"
-            with open(tmp, "w") as handle:
-                json.dump(new_saved, handle, sort_keys=True)
-            os.rename(tmp, path)
-        elif os.path.exists(path):
-            os.unlink(path)
+        save(path, new_saved)
     after = dict(current)
     after.update(changes)
-    ip.result(bool(changes) or file_changed, before=dict(sysctl=current), after=dict(sysctl=after),
-              saved=new_saved)
+    return skeleton.result(runner, bool(changes) or file_changed, dict(sysctl=current), dict(sysctl=after),
+                           saved=new_saved)
+
+
+def main():
+    skeleton.main(converge, dict(skeleton.COMMON_ARGS,
+                                 settings=dict(type="dict", default={}),
+                                 save_file=dict(type="path", required=True)))
 
 
 if __name__ == "__main__":

@@ -230,10 +230,10 @@ pods:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.podnet.fabric.plugins.module_utils import iproute, pod, validate
-from ansible_collections.podnet.fabric.plugins.module_utils.netns import NETNS_DIR, outer_mount_ns
+from ansible_collections.podnet.fabric.plugins.module_utils import pod, skeleton
+from ansible_collections.podnet.fabric.plugins.module_utils.netns import NETNS_DIR
+from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
+from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
 
 def random_mac():
@@ -272,8 +272,8 @@ def _wanted(item, node_netns, where=""):
         return pod.wanted(item["name"], item["ifname"], item["host_ifname"], item["address"], item["gateway"],
                           item["mtu"], item["proxy_arp"], item["host_route"], item["state"], node_netns,
                           item["forwarding"])
-    except validate.PodnetError as exc:
-        raise validate.PodnetError(where + str(exc))
+    except PodnetError as exc:
+        raise PodnetError(where + str(exc))
 
 
 def wanted_pods(params):
@@ -285,71 +285,86 @@ def wanted_pods(params):
         values = [want[key] for want in wants]
         for index, value in enumerate(values):
             if value in values[:index]:
-                raise validate.PodnetError("pods[%d].%s: %r is already pods[%d]'s"
-                                           % (index, key, value, values.index(value)))
+                raise PodnetError("pods[%d].%s: %r is already pods[%d]'s" % (index, key, value, values.index(value)))
     return wants
 
 
-def plan_pod(module, ip, want, node_links, node_routes):
-    """Read one pod and plan it: (steps, before, after, facts, is_ours); fails before any change."""
+def plan_pod(module, runner, want, node_links, node_routes):
+    """Read one pod and plan it: ``(plan, is_ours)``; raises PodnetError before any change."""
     name = want["name"]
     namespace, identity = namespace_state(name)
     if identity is not None:
         node_ns = os.path.join(NETNS_DIR, module.params["netns"]) if module.params["netns"] else "/proc/self/ns/net"
         node_stat = os.stat(node_ns)
         if identity == (node_stat.st_dev, node_stat.st_ino):
-            module.fail_json(msg="name: %r is the node's own network namespace (the one the module "
-                                 "operates in); a pod needs its own namespace" % name)
+            raise PodnetError("name: %r is the node's own network namespace (the one the module "
+                              "operates in); a pod needs its own namespace" % name)
     pod_links = pod_routes = None
     if namespace == pod.NS_PRESENT:
-        pod_links = ip.read_json("ip", ["-details", "addr", "show"], netns=name)
-        pod_routes = ip.read_json("ip", ["route", "show"], netns=name)
+        pod_links = runner.read_json("ip", ["-details", "addr", "show"], netns=name)
+        pod_routes = runner.read_json("ip", ["route", "show"], netns=name)
 
     host = pod.find_link(node_links, want["host_ifname"])
     peer_ns = None
     if host is not None and "link_netnsid" in host and namespace == pod.NS_PRESENT:
-        ids = ip.read_json("ip", ["netns", "list-id", "nsid", str(host["link_netnsid"])])
+        ids = runner.read_json("ip", ["netns", "list-id", "nsid", str(host["link_netnsid"])])
         peer_ns = ids[0].get("name") if ids else None
     sysctls = None
     is_ours = pod.owned(want, host, pod.find_link(pod_links, want["ifname"]), peer_ns)[0]
     if is_ours:
-        sysctls = iproute.fail_on_invalid(
-            module, pod.parse_sysctls, ip.read("sysctl", ["-n"] + pod.sysctl_keys(want["host_ifname"])))
+        sysctls = pod.parse_sysctls(runner.read("sysctl", ["-n"] + pod.sysctl_keys(want["host_ifname"])))
 
     macs = (random_mac(), random_mac())
     try:
-        steps, before, after, facts, warnings = pod.plan(
-            want, namespace, node_links, node_routes, peer_ns, pod_links, pod_routes, sysctls, macs)
-    except validate.PodnetError as exc:
-        module.fail_json(msg=str(exc) if module.params["pods"] is None else "pod %s: %s" % (name, exc))
-    for warning in warnings:
+        plan = pod.plan(want, namespace, node_links, node_routes, peer_ns, pod_links, pod_routes, sysctls, macs)
+    except PodnetError as exc:
+        raise PodnetError(str(exc) if module.params["pods"] is None else "pod %s: %s" % (name, exc))
+    for warning in plan.warnings:
         module.warn(warning)
-    return steps, before, after, facts, is_ours
+    return plan, is_ours
 
 
-def apply(module, ip, name, steps, outer):
-    """Run one pod's steps; ``outer``: the mount namespace for ``ip netns add/del`` ("": this one)."""
+def apply(runner, name, steps):
+    """Run one pod's steps (see ``pod``: ns, node, pod, sysctl)."""
     for where, args in steps:
         if where == "ns":
-            if outer:
-                argv = [ip.bin("nsenter"), "--mount=" + outer, ip.bin("ip")] + args
-                ip.commands.append(argv)
-                if not module.check_mode:
-                    ip._call(argv)
-            else:
-                ip.run("ip", args, netns="")
+            runner.run_ip_netns(args)
         elif where == "pod":
-            ip.run("ip", args, netns=name)
+            runner.run("ip", args, netns=name)
         elif where == "sysctl":
-            ip.run("sysctl", args)
+            runner.run("sysctl", args)
         else:
-            ip.run("ip", args)
+            runner.run("ip", args)
+
+
+def converge(module):
+    wants = wanted_pods(module.params)
+    runner = Runner(module, module.params["netns"])
+
+    # The node is read once for every pod: each pod's plan looks only at its own host veth and routes.
+    node_links = runner.links()
+    node_routes = runner.read_json("ip", ["route", "show", "table", "main"])
+    plans = [plan_pod(module, runner, want, node_links, node_routes) for want in wants]
+
+    results = []
+    for want, (plan, is_ours) in zip(wants, plans):
+        apply(runner, want["name"], plan.commands)
+        facts = plan.facts if is_ours or not module.check_mode else dict(host_mac=None, mac=None)
+        results.append(dict(facts, name=want["name"], host_ifname=want["host_ifname"], changed=bool(plan.commands)))
+    changed = any(result["changed"] for result in results)
+    if module.params["pods"] is None:
+        one = dict(results[0])
+        del one["name"], one["changed"]
+        return skeleton.result(runner, changed, plans[0][0].before, plans[0][0].after, **one)
+    return skeleton.result(runner, changed, dict((w["name"], p.before) for w, (p, _o) in zip(wants, plans)),
+                           dict((w["name"], p.after) for w, (p, _o) in zip(wants, plans)), pods=results)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            iproute.COMMON_ARGS,
+    skeleton.main(
+        converge,
+        dict(
+            skeleton.COMMON_ARGS,
             name=dict(type="str"),
             pods=dict(type="list", elements="dict", options=dict(
                 POD_OPTIONS, name=dict(type="str", required=True),
@@ -359,32 +374,7 @@ def main():
         required_one_of=[("name", "pods")],
         mutually_exclusive=[("name", "pods"), ("pods", "address"), ("pods", "host_ifname")],
         required_if=[("state", "present", ["address", "pods"], True)],
-        supports_check_mode=True,
     )
-    wants = iproute.fail_on_invalid(module, wanted_pods, module.params)
-    ip = iproute.IpRoute(module, module.params["netns"])
-
-    # The node is read once for every pod: each pod's plan looks only at its own host veth and routes.
-    node_links = ip.links()
-    node_routes = ip.read_json("ip", ["route", "show", "table", "main"])
-    plans = [plan_pod(module, ip, want, node_links, node_routes) for want in wants]
-
-    needs_outer = any(where == "ns" for plan in plans for where, args in plan[0])
-    outer = (outer_mount_ns() or "") if needs_outer else ""
-    results = []
-    for want, (steps, before, after, facts, is_ours) in zip(wants, plans):
-        apply(module, ip, want["name"], steps, outer)
-        if module.check_mode and not is_ours:
-            facts = dict(host_mac=None, mac=None)
-        results.append(dict(facts, name=want["name"], host_ifname=want["host_ifname"], changed=bool(steps)))
-    changed = any(result["changed"] for result in results)
-    if module.params["pods"] is None:
-        one = dict(results[0])
-        del one["name"], one["changed"]
-        ip.result(changed, before=plans[0][1], after=plans[0][2], **one)
-    else:
-        ip.result(changed, before=dict((w["name"], p[1]) for w, p in zip(wants, plans)),
-                  after=dict((w["name"], p[2]) for w, p in zip(wants, plans)), pods=results)
 
 
 if __name__ == "__main__":

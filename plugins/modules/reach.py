@@ -130,56 +130,40 @@ import re
 import threading
 import time
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.podnet.fabric.plugins.module_utils import iproute, validate
+from ansible_collections.podnet.fabric.plugins.module_utils import skeleton, validate
+from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
 
 _RTT_RE = re.compile(r"time=([0-9.]+) ms")
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            capture=dict(type="dict", options=dict(
-                iface=dict(type="str", required=True),
-                filter=dict(type="str", required=True),
-                src=dict(type="str", required=True),
-                dst=dict(type="str", required=True),
-                wait=dict(type="int", default=10),
-            )),
-            probes=dict(type="list", elements="dict", default=[], options=dict(
-                src=dict(type="str", default=""),
-                dst=dict(type="str", required=True),
-                size=dict(type="int"),
-                df=dict(type="bool", default=False),
-                expect=dict(type="bool", default=True),
-            )),
-            timeout=dict(type="int", default=2),
-            attempts=dict(type="int", default=2),
-        ),
-        supports_check_mode=True,
-    )
-    probes = module.params["probes"]
+def check(probes, spec):
+    """Refuse a bad probe or capture (PodnetError naming it) before anything is sent."""
     for index, probe in enumerate(probes):
         where = "probes[%d]" % index
         if probe["src"]:
-            iproute.fail_on_invalid(module, validate.netns_name, probe["src"], where + ".src")
-        iproute.fail_on_invalid(module, validate.ipv4, probe["dst"], where + ".dst")
+            validate.netns_name(probe["src"], where + ".src")
+        validate.ipv4(probe["dst"], where + ".dst")
         if probe["size"] is not None:
-            iproute.fail_on_invalid(module, validate.int_range, probe["size"], where + ".size", 0, 65507, "size")
-    ping = module.get_bin_path("ping", required=True)
-    ip = module.get_bin_path("ip", required=True)
+            validate.int_range(probe["size"], where + ".size", 0, 65507, "size")
+    if spec:
+        validate.ifname(spec["iface"], "capture.iface")
+        validate.netns_name(spec["src"], "capture.src")
+        validate.ipv4(spec["dst"], "capture.dst")
+
+
+def converge(module):
+    params = module.params
+    probes = params["probes"]
+    check(probes, params["capture"])
+    runner = Runner(module)
     results, wrong = [], []
     for probe in probes:
-        argv = [ping, "-n", "-c", str(module.params["attempts"]), "-i", "0.2", "-W", str(module.params["timeout"])]
+        args = ["-n", "-c", str(params["attempts"]), "-i", "0.2", "-W", str(params["timeout"])]
         if probe["df"]:
-            argv += ["-M", "do"]
+            args += ["-M", "do"]
         if probe["size"] is not None:
-            argv += ["-s", str(probe["size"])]
-        argv.append(probe["dst"])
-        if probe["src"]:
-            argv = [ip, "netns", "exec", probe["src"]] + argv
-        rc, out, err = module.run_command(argv, environ_update={"LC_ALL": "C"})
+            args += ["-s", str(probe["size"])]
+        rc, out, err = runner.try_read("ping", args + [probe["dst"]], netns=probe["src"] or None)
         rtt = _RTT_RE.search(out)
         result = dict(probe, ok=rc == 0, rtt_ms=float(rtt.group(1)) if rtt else None)
         results.append(result)
@@ -188,44 +172,61 @@ def main():
                                              " (%s bytes, DF)" % probe["size"] if probe["df"] else "",
                                              "no reply" if probe["expect"] else "got through, must not"))
     extra = {}
-    if module.params["capture"]:
-        extra["capture"] = capture(module, module.params["capture"], ping, ip)
+    if params["capture"]:
+        extra["capture"] = capture(runner, params["capture"])
     if wrong:
         module.fail_json(msg="%d of %d probes failed: %s" % (len(wrong), len(probes), "; ".join(wrong)),
                          results=results, **extra)
-    module.exit_json(changed=False, results=results, **extra)
+    return dict(changed=False, results=results, **extra)
 
 
-def capture(module, spec, ping, ip):
+def capture(runner, spec):
     """tcpdump -c 1 on spec.iface while spec.src pings spec.dst; returns {stdout}."""
-    iproute.fail_on_invalid(module, validate.ifname, spec["iface"], "capture.iface")
-    iproute.fail_on_invalid(module, validate.netns_name, spec["src"], "capture.src")
-    iproute.fail_on_invalid(module, validate.ipv4, spec["dst"], "capture.dst")
-    tcpdump = module.get_bin_path("tcpdump", required=True)
-    timeout = module.get_bin_path("timeout", required=True)
-    argv = [timeout, str(spec["wait"]), tcpdump, "-n", "-l", "-c", "1", "-i", spec["iface"], spec["filter"]]
+    # Every binary is found before the listener starts (a missing one fails the module, not the thread).
+    runner.bin("timeout"), runner.bin("ping"), runner.bin("ip")
+    listen_args = [str(spec["wait"]), runner.bin("tcpdump"), "-n", "-l", "-c", "1", "-i", spec["iface"], spec["filter"]]
     done = {}
 
     def listen():
-        done["rc"], done["out"], done["err"] = module.run_command(argv)
+        done["rc"], done["out"], done["err"] = runner.try_read("timeout", listen_args)
 
     listener = threading.Thread(target=listen)
     listener.start()
     # tcpdump needs a moment to open its socket: ping on for a few seconds, until it has its packet.
     time.sleep(1.0)
-    pinger = [ip, "netns", "exec", spec["src"], ping, "-n", "-c", "1", "-W", "1", spec["dst"]]
     deadline = time.time() + spec["wait"]
     while listener.is_alive() and time.time() < deadline:
-        module.run_command(pinger)
+        runner.try_read("ping", ["-n", "-c", "1", "-W", "1", spec["dst"]], netns=spec["src"])
         listener.join(0.3)
     listener.join()
     text, err = done.get("out", ""), done.get("err", "")
     if not text.strip():
-        module.fail_json(msg="capture: no packet matching %r on %s within %ds (tcpdump: %s)"
-                         % (spec["filter"], spec["iface"], spec["wait"], err.strip()))
+        raise validate.PodnetError("capture: no packet matching %r on %s within %ds (tcpdump: %s)"
+                                   % (spec["filter"], spec["iface"], spec["wait"], err.strip()))
     # Drop tcpdump's timestamps so the output reads the same every run.
     lines = [re.sub(r"^\d\d:\d\d:\d\d\.\d+ ", "", line) for line in text.strip().splitlines()]
     return dict(stdout="\n".join(lines))
+
+
+def main():
+    skeleton.main(converge, dict(
+        capture=dict(type="dict", options=dict(
+            iface=dict(type="str", required=True),
+            filter=dict(type="str", required=True),
+            src=dict(type="str", required=True),
+            dst=dict(type="str", required=True),
+            wait=dict(type="int", default=10),
+        )),
+        probes=dict(type="list", elements="dict", default=[], options=dict(
+            src=dict(type="str", default=""),
+            dst=dict(type="str", required=True),
+            size=dict(type="int"),
+            df=dict(type="bool", default=False),
+            expect=dict(type="bool", default=True),
+        )),
+        timeout=dict(type="int", default=2),
+        attempts=dict(type="int", default=2),
+    ))
 
 
 if __name__ == "__main__":

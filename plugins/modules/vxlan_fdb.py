@@ -145,62 +145,59 @@ neighbors:
   sample: [{"ip": "192.168.11.0", "mac": "0e:50:0a:39:04:15"}]
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.podnet.fabric.plugins.module_utils import fdb, skeleton, validate
+from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
+from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
-from ansible_collections.podnet.fabric.plugins.module_utils import fdb, iproute, validate
 
-
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            iproute.COMMON_ARGS,
-            device=dict(type="str", required=True),
-            entries=dict(type="list", elements="dict", default=[], options=dict(
-                mac=dict(type="str", required=True),
-                dst=dict(type="str", required=True),
-            )),
-            neighbors=dict(type="list", elements="dict", default=[], options=dict(
-                ip=dict(type="str", required=True),
-                mac=dict(type="str", required=True),
-            )),
-            purge=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
-    )
-    params = module.params
-    device = iproute.fail_on_invalid(module, validate.ifname, params["device"], "device")
-    entries = iproute.fail_on_invalid(module, fdb.wanted_entries, params["entries"])
-    neighbors = iproute.fail_on_invalid(module, fdb.wanted_neighbors, params["neighbors"])
-    state, purge = params["state"], params["purge"]
-    ip = iproute.IpRoute(module, params["netns"])
-
-    link = [item for item in ip.links() if item.get("ifname") == device]
+def read(module, runner, device):
+    """``(fdb_json, neigh_json, default destinations)`` of the vxlan device, ``[]`` when it is not there."""
+    link = [item for item in runner.links() if item.get("ifname") == device]
     if link:
         kind = (link[0].get("linkinfo") or {}).get("info_kind")
         if kind != "vxlan":
-            module.fail_json(msg="device: %r is %s, not a vxlan device"
-                             % (device, "a %s device" % kind if kind else "a device without a link kind"))
-        have_fdb = ip.read_json("bridge", ["fdb", "show", "dev", device])
-        have_neigh = ip.read_json("ip", ["-4", "neigh", "show", "dev", device])
-        defaults = fdb.default_destinations(link[0])
-    elif state == "absent":
-        have_fdb, have_neigh, defaults = [], [], ()
-    elif module.check_mode:
+            raise PodnetError("device: %r is %s, not a vxlan device"
+                              % (device, "a %s device" % kind if kind else "a device without a link kind"))
+        return (runner.read_json("bridge", ["fdb", "show", "dev", device]),
+                runner.read_json("ip", ["-4", "neigh", "show", "dev", device]),
+                fdb.default_destinations(link[0]))
+    if module.params["state"] == "absent":
+        return [], [], ()
+    if module.check_mode:
         module.warn("device: vxlan device %r does not exist (yet); every listed entry is reported "
                     "as to be added" % device)
-        have_fdb, have_neigh, defaults = [], [], ()
-    else:
-        module.fail_json(msg="device: vxlan device %r does not exist" % device)
+        return [], [], ()
+    raise PodnetError("device: vxlan device %r does not exist" % device)
 
-    try:
-        commands, before, after = fdb.plan(entries, neighbors, have_fdb, have_neigh, device,
-                                           state, purge, defaults)
-    except validate.PodnetError as exc:
-        module.fail_json(msg=str(exc))
-    for tool, args in commands:
-        ip.run(tool, args)
-    ip.result(bool(commands), before=before, after=after,
-              entries=after["entries"], neighbors=after["neighbors"])
+
+def converge(module):
+    params = module.params
+    device = validate.ifname(params["device"], "device")
+    entries = fdb.wanted_entries(params["entries"])
+    neighbors = fdb.wanted_neighbors(params["neighbors"])
+    runner = Runner(module, params["netns"])
+    have_fdb, have_neigh, defaults = read(module, runner, device)
+    plan = fdb.plan(entries, neighbors, have_fdb, have_neigh, device, params["state"], params["purge"], defaults)
+    for tool, args in plan.commands:
+        runner.run(tool, args)
+    return skeleton.result(runner, bool(plan.commands), plan.before, plan.after,
+                           entries=plan.after["entries"], neighbors=plan.after["neighbors"])
+
+
+def main():
+    skeleton.main(converge, dict(
+        skeleton.COMMON_ARGS,
+        device=dict(type="str", required=True),
+        entries=dict(type="list", elements="dict", default=[], options=dict(
+            mac=dict(type="str", required=True),
+            dst=dict(type="str", required=True),
+        )),
+        neighbors=dict(type="list", elements="dict", default=[], options=dict(
+            ip=dict(type="str", required=True),
+            mac=dict(type="str", required=True),
+        )),
+        purge=dict(type="bool", default=False),
+    ))
 
 
 if __name__ == "__main__":

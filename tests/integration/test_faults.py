@@ -14,6 +14,7 @@ Labs are built from temporary inventories with unique names (see ``Lab`` in test
 shared by the tests of one module; every test starts from the state it needs.
 """
 
+import contextlib
 import os
 import re
 import signal
@@ -121,6 +122,18 @@ class FaultLab(Lab):
         return found
 
 
+@contextlib.contextmanager
+def built(tmp_path_factory, name, tag, nodes):
+    """A FaultLab built for the tests of one module (its pristine state taken), removed after."""
+    lab = FaultLab(tmp_path_factory.mktemp(name), tag, nodes)
+    try:
+        lab.up()
+        lab.pristine = lab.state()
+        yield lab
+    finally:
+        lab.down()
+
+
 def converged(lab, mode, *extra):
     """Converge; return the run after it, which must change nothing."""
     lab.converge(mode, *extra)
@@ -139,14 +152,9 @@ def recap(proc, host):
 
 @pytest.fixture(scope="module")
 def vx2(tmp_path_factory):
-    lab = FaultLab(tmp_path_factory.mktemp("faults-vx2"), "fa", TWO)
-    try:
-        lab.up()
-        lab.pristine = lab.state()
+    with built(tmp_path_factory, "faults-vx2", "fa", TWO) as lab:
         lab.ref = None
         yield lab
-    finally:
-        lab.down()
 
 
 def at_ref(lab, mode="vxlan"):
@@ -288,13 +296,8 @@ def test_a_recreated_vxlan_device_keeps_its_vtep_mac(vx2, how):
 
 @pytest.fixture(scope="module")
 def vx3(tmp_path_factory):
-    lab = FaultLab(tmp_path_factory.mktemp("faults-vx3"), "fb", THREE)
-    try:
-        lab.up()
-        lab.pristine = lab.state()
+    with built(tmp_path_factory, "faults-vx3", "fb", THREE) as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 def fresh(lab):

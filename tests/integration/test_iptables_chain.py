@@ -2,6 +2,7 @@
 
 import pytest
 
+from ansible_collections.podnet.fabric.plugins.module_utils import chain
 from conftest import sh
 
 GUARD = [{"source": "10.57.4.21", "protocol": "udp", "destination_port": 4789, "jump": "ACCEPT", "comment": "podnet peer"},
@@ -163,3 +164,55 @@ def test_several_chains_bad_input_refused_before_any_change(module, node):
     result = module("iptables_chain", both, ns=node)
     assert result.failed and "mutually exclusive" in result["msg"], result
     assert rules(node) == before
+
+
+def test_other_writers_between_the_read_and_the_write_keep_their_rules(node):
+    """A script planned from one read is applied after another writer (as docker, kube-proxy and
+    firewalld do) deleted its rule at the top of FORWARD and inserted one at the top of INPUT:
+    podnet's jumps are moved, then removed, by their rule spec, and every other rule is intact.
+    (By the numbers read earlier, "-D FORWARD 2" removed the user's -A FORWARD -s 172.30.0.0/24
+    -j ACCEPT and "-D INPUT 2" the user's ssh rule.)"""
+    user = ["-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT", "-A FORWARD -s 172.30.0.0/24 -j ACCEPT"]
+    sh("iptables", "-w", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT", ns=node)
+    sh("iptables", "-w", "-A", "FORWARD", "-s", "172.30.0.0/24", "-j", "ACCEPT", ns=node)
+    forward = [{"source": "192.168.10.0/24", "jump": "ACCEPT"}]
+
+    def converge(state, position):
+        wants = chain.wanted_many({"chains": [
+            dict(name="PODNET-INPUT", parent="INPUT", position=position, rules=GUARD, state=state),
+            dict(name="PODNET-FORWARD", parent="FORWARD", position=position, rules=forward, state=state)]})
+        script = chain.plan_many(wants, "filter", "\n".join(rules(node))).commands
+        assert script, (state, position)
+        return script
+
+    def apply(script):
+        sh("iptables-restore", "-w", "--noflush", ns=node, input="\n".join(script) + "\n")
+
+    def jumps():
+        return [r for r in rules(node) if "-j PODNET-" in r and not r.startswith("-A PODNET-")]
+
+    # The jumps below the user's ssh rule and below the other writer's rule in FORWARD.
+    sh("iptables", "-w", "-I", "FORWARD", "1", "-s", "10.99.0.9/32", "-j", "ACCEPT", ns=node)
+    apply(converge("present", 2))
+    assert [r for r in rules(node) if r.startswith("-A FORWARD")] == [
+        "-A FORWARD -s 10.99.0.9/32 -j ACCEPT", "-A FORWARD -m comment --comment podnet -j PODNET-FORWARD", user[1]]
+
+    for state in ("present", "absent"):
+        script = converge(state, 1)
+        # Between podnet's read and its write.
+        sh("iptables", "-w", "-D", "FORWARD", "-s", "10.99.0.9/32", "-j", "ACCEPT", ns=node)
+        sh("iptables", "-w", "-I", "INPUT", "1", "-s", "10.99.0.3/32", "-j", "ACCEPT", ns=node)
+        apply(script)
+        now = rules(node)
+        assert all(rule in now for rule in user), now
+        assert "-A INPUT -s 10.99.0.3/32 -j ACCEPT" in now and "10.99.0.9/32" not in "\n".join(now), now
+        if state == "present":
+            assert jumps() == ["-A INPUT -m comment --comment podnet -j PODNET-INPUT",
+                               "-A FORWARD -m comment --comment podnet -j PODNET-FORWARD"], now
+        else:
+            assert jumps() == [] and "PODNET" not in "\n".join(now), now
+        # The writer's state again as at the first read, for the next round.
+        sh("iptables", "-w", "-D", "INPUT", "-s", "10.99.0.3/32", "-j", "ACCEPT", ns=node)
+        sh("iptables", "-w", "-I", "FORWARD", "1", "-s", "10.99.0.9/32", "-j", "ACCEPT", ns=node)
+        if state == "present":
+            apply(converge("present", 2))

@@ -7,35 +7,23 @@ One 3-node vxlan lab (two subnets, behind the lab router) shared by the tests of
 
 import pytest
 
-from test_faults import SLOW, THREE, FaultLab, changed_per_host, recap
-from test_site import assert_same
+from test_faults import SLOW, THREE, built, changed_per_host, fresh, recap
 
 
 @pytest.fixture(scope="module")
 def lab3(tmp_path_factory):
-    lab = FaultLab(tmp_path_factory.mktemp("plan-once"), "po", THREE)
-    try:
-        lab.up()
-        lab.pristine = lab.state()
+    with built(tmp_path_factory, "plan-once", "po", THREE) as lab:
         yield lab
-    finally:
-        lab.down()
-
-
-def pristine(lab):
-    if lab.state() != lab.pristine:
-        lab.play("playbooks/teardown.yml", "-e", "mode=vxlan")
-    assert_same(lab.state(), lab.pristine, "the pristine lab")
 
 
 def peer_routes(lab, host):
     state = lab.node_state(host)[lab.ns(host)]
-    return sorted(r[1] for r in state["routes"] if r[4] == "150" and not r[1].endswith("/32"))
+    return sorted(r[1] for r in state["routes"] if r[4] == "150" and "/" in r[1])
 
 
 @SLOW
 def test_limit_then_free_strategy(lab3, monkeypatch):
-    pristine(lab3)
+    fresh(lab3)
     one = lab3.converge("vxlan", "--limit", "h1")
     assert set(changed_per_host(one)) == {"h1"}, one.stdout[-3000:]
     # h1 planned its peers from the inventory alone; nobody else was touched.
@@ -54,7 +42,7 @@ def test_limit_then_free_strategy(lab3, monkeypatch):
 
 @SLOW
 def test_serial_converges_one_node_at_a_time(lab3):
-    pristine(lab3)
+    fresh(lab3)
     run = lab3.converge("vxlan", "-e", "podnet_serial=1")
     # One batch per node after the one plan play for the whole cluster.
     assert run.stdout.count("PLAY [Wire the nodes]") == 3, run.stdout[-3000:]

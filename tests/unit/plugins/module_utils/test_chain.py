@@ -113,7 +113,7 @@ def test_jump_moved_to_its_position_and_duplicates_removed():
     live += "-A INPUT -m comment --comment podnet -j PODNET-INPUT\n"
     # INPUT: 1 tcp accept, 2 bare jump, 3 podnet's jump.
     script, before, after = chain.plan(want(), live)
-    assert script == ["*filter", "-D INPUT 3", "-D INPUT 2",
+    assert script == ["*filter", "-D INPUT -m comment --comment podnet -j PODNET-INPUT", "-D INPUT -j PODNET-INPUT",
                       "-I INPUT 1 -m comment --comment podnet -j PODNET-INPUT", "COMMIT"]
     assert before["jump"] == {"chain": "INPUT", "position": 2}
 
@@ -147,7 +147,8 @@ def test_no_parent_manages_no_jump():
 def test_absent_removes_every_jump_then_the_chain():
     live = APPLIED + "-N OTHER\n-A OTHER -j PODNET-INPUT\n-A OTHER -j ACCEPT\n-A OTHER -g PODNET-INPUT\n"
     script, before, after = chain.plan(want(state="absent"), live)
-    assert script == ["*filter", "-D INPUT 1", "-D OTHER 3", "-D OTHER 1", "-F PODNET-INPUT", "-X PODNET-INPUT", "COMMIT"]
+    assert script == ["*filter", "-D INPUT -m comment --comment podnet -j PODNET-INPUT", "-D OTHER -g PODNET-INPUT",
+                      "-D OTHER -j PODNET-INPUT", "-F PODNET-INPUT", "-X PODNET-INPUT", "COMMIT"]
     assert after == {"exists": False, "rules": [], "jump": None}
     assert chain.plan(want(state="absent"), EMPTY)[0] == []
 
@@ -224,8 +225,9 @@ def test_everything_absent_deletes_each_jump_once():
     # The forward chain goes before the policy chain it jumps to, so its jump goes with it: a
     # "-D PODNET-FORWARD 2" followed by "-F PODNET-FORWARD" makes iptables-nft 1.8.9 fail the
     # policy chain's -X with EBUSY (seen in the ipip VM test, reproduced on the host).
-    assert script == ["*filter", "-D INPUT 1", "-F PODNET-INPUT", "-X PODNET-INPUT",
-                      "-D FORWARD 1", "-F PODNET-FORWARD", "-X PODNET-FORWARD",
+    assert script == ["*filter", "-D INPUT -m comment --comment podnet -j PODNET-INPUT", "-F PODNET-INPUT",
+                      "-X PODNET-INPUT", "-D FORWARD -m comment --comment podnet -j PODNET-FORWARD",
+                      "-F PODNET-FORWARD", "-X PODNET-FORWARD",
                       "-F PODNET-POLICY", "-X PODNET-POLICY", "COMMIT"]
     assert chain.plan_many(wants, "filter", EMPTY)[0] == []
 

@@ -349,3 +349,30 @@ def test_direct_routing_takes_ansible_booleans_given_as_strings(value, expected)
     assert Cluster.from_inventory(SEED, {"direct_routing": value}).settings["direct_routing"] is expected
     with pytest.raises(PodnetError, match="podnet_direct_routing: must be true or false, not 'maybe'"):
         Cluster.from_inventory(SEED, {"direct_routing": "maybe"})
+
+
+# -- planned once: the cluster travels as data (issue 10) ----------------------------------------
+
+def test_the_cluster_as_data_plans_every_node_as_the_cluster_itself():
+    import json
+    three = hosts()
+    three["host3"] = {"node_ip": "10.57.5.30", "pod_cidr": "192.168.12.0/24",
+                      "pods": [{"name": "pod-c", "ip": "192.168.12.10", "host_ifname": "veth-c"}]}
+    facts = dict(FACTS, host3=FACTS["host1"])
+    cluster = Cluster.from_inventory(three, {"policy": POLICY, "direct_routing": True})
+    again = Cluster.from_data(json.loads(json.dumps(cluster.to_data())))
+    for host in three:
+        assert again.node_plan(host, facts) == cluster.node_plan(host, facts)
+        assert again.verify_plan(host, facts) == cluster.verify_plan(host, facts)
+
+
+@pytest.mark.parametrize("cidrs, message", [
+    # Nested blocks far apart in name order and in address order are still found.
+    (["10.0.0.0/16", "10.1.0.0/24", "10.0.200.0/24"], "host h3: pod_cidr: 10.0.200.0/24 overlaps 10.0.0.0/16 of host h1"),
+    (["10.2.0.0/24", "10.0.0.0/8", "10.9.9.0/24"], "overlaps"),
+])
+def test_overlaps_found_among_many(cidrs, message):
+    data = dict(("h%d" % (i + 1), {"node_ip": "172.16.0.%d" % (i + 1), "pod_cidr": cidr}) for i, cidr in enumerate(cidrs))
+    with pytest.raises(PodnetError) as err:
+        Cluster.from_inventory(data)
+    assert message in str(err.value)

@@ -76,7 +76,9 @@ def converged(**kw):
 
 
 def run(w, **kw):
-    return pod.plan(w, **converged(**kw))
+    """``(steps, before, after, facts, warnings)`` of the Plan."""
+    plan = pod.plan(w, **converged(**kw))
+    return plan.commands, plan.before, plan.after, plan.facts, plan.warnings
 
 
 def lines(steps):
@@ -318,3 +320,28 @@ def test_foreign_device_is_reported_before_a_foreign_route():
     routes = NODE_ROUTES + [host_route(protocol="static", dev="eth0")]
     with pytest.raises(PodnetError, match=r"^host_ifname:"):
         run(want(), node_links=node_links(host_link(kind="bridge")), node_routes=routes, peer_ns=None)
+
+
+# -- the validators the inventory model shares --------------------------------
+
+def test_veth_name_derives_or_takes_the_given_one_naming_the_option():
+    assert pod.veth_name("pod-a") == "veth-pod-a"
+    assert pod.veth_name("a-very-long-pod-name", "cali1", "pods[0].host_ifname") == "cali1"
+    with pytest.raises(PodnetError, match=r"^pods\[0\]\.host_ifname: .*'veth-a-very-long-pod-name'.*"
+                                          r"set pods\[0\]\.host_ifname"):
+        pod.veth_name("a-very-long-pod-name", None, "pods[0].host_ifname")
+    with pytest.raises(PodnetError, match=r"^pods\[0\]\.host_ifname: interface name '-x'"):
+        pod.veth_name("pod-a", "-x", "pods[0].host_ifname")
+
+
+@pytest.mark.parametrize("address, words", [
+    ("192.168.11.0/24", "is the network address of 192.168.11.0/24"),
+    ("192.168.11.255/24", "is the broadcast address of 192.168.11.0/24"),
+    ("224.0.0.1/24", "cannot be a pod address"),
+    ("169.254.10.24/16", "is also the gateway"),
+])
+def test_check_address_names_the_option(address, words):
+    with pytest.raises(PodnetError) as err:
+        pod.check_address(address, "pods[0].ip", "169.254.10.24")
+    assert str(err.value).startswith("pods[0].ip: ") and words in str(err.value)
+    assert pod.check_address("192.168.11.10/24", "pods[0].ip", "169.254.10.24") == "192.168.11.10/24"

@@ -38,7 +38,10 @@ def run(params, links, offload=None, **extra):
     links = list(links) + [link("eth0", "veth", ifindex=2), link("eth1", "veth", ifindex=3)]
     want = tunnel.wanted(dict(params, **extra))
     have, names = tunnel.parse(links, want["name"])
-    return tunnel.plan(want, have, names, offload)
+    plan = tunnel.plan(want, have, names, offload)
+    # Read as a dict: the Plan's fields, its facts (action, reasons) and its warning.
+    return dict(plan.facts, commands=plan.commands, before=plan.before, after=plan.after,
+                warning=plan.warnings[0] if plan.warnings else None)
 
 
 def ip_args(result):

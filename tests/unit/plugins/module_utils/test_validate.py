@@ -99,3 +99,36 @@ def test_route_table_and_proto():
 def test_netns_name_refuses(name):
     with pytest.raises(PodnetError, match="^netns: "):
         validate.netns_name(name, "netns")
+
+
+# -- list-of-dicts entries and host addresses (shared by the planners and the model) ----------
+
+def test_known_keys_names_the_entry_and_lists_what_is_allowed():
+    assert validate.known_keys({"name": "a"}, ("name", "ip"), "pods[0]") == {"name": "a"}
+    with pytest.raises(PodnetError) as err:
+        validate.known_keys({"name": "a", "adress": "x", "zz": 1}, ("name", "ip"), "pods[0]")
+    assert str(err.value) == "pods[0]: unknown key(s) adress, zz; allowed: name, ip"
+
+
+def test_entries_yields_where_and_refuses_a_non_dict():
+    assert list(validate.entries([{"dst": "x"}, {}], "routes", ("dst",), "route")) == [
+        ("routes[0]", {"dst": "x"}), ("routes[1]", {})]
+    assert list(validate.entries(None, "routes", ("dst",))) == []
+    with pytest.raises(PodnetError, match=r"^routes\[1\]: each route must be a dict \(keys: dst, via\)$"):
+        list(validate.entries([{}, "10.0.0.0/8"], "routes", ("dst", "via"), "route"))
+
+
+@pytest.mark.parametrize("value, words", [
+    ("10.57.4.0/24", "10.57.4.0 is the network address of 10.57.4.0/24"),
+    ("10.57.4.255/24", "10.57.4.255 is the broadcast address of 10.57.4.0/24"),
+    ("10.57.4.20", "needs a prefix length"),
+])
+def test_host_interface_refuses_network_and_broadcast(value, words):
+    with pytest.raises(PodnetError) as err:
+        validate.host_interface(value, "pods[0].ip")
+    assert str(err.value).startswith("pods[0].ip: ") and words in str(err.value)
+
+
+@pytest.mark.parametrize("value", ["10.57.4.20/24", "10.57.4.0/31", "10.57.4.1/31", "10.57.4.7/32"])
+def test_host_interface_accepts_hosts_and_point_to_point(value):
+    assert validate.host_interface(value, "address") == value
