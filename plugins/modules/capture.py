@@ -102,71 +102,59 @@ import re
 import threading
 import time
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.podnet.fabric.plugins.module_utils import iproute, validate
+from ansible_collections.podnet.fabric.plugins.module_utils import skeleton, validate
+from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
+from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
 _CAPTURED_RE = re.compile(r"^(\d+) packets? captured", re.M)
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            src=dict(type="str", required=True),
-            dst=dict(type="str", required=True),
-            interfaces=dict(type="list", elements="dict", required=True, options=dict(
-                name=dict(type="str", required=True),
-                path=dict(type="path", required=True),
-                filter=dict(type="str", default=""),
-            )),
-            packets=dict(type="int", default=4),
-            wait=dict(type="int", default=15),
-        ),
-        supports_check_mode=True,
-    )
-    params = module.params
-    iproute.fail_on_invalid(module, validate.netns_name, params["src"], "src")
-    iproute.fail_on_invalid(module, validate.ipv4, params["dst"], "dst")
-    iproute.fail_on_invalid(module, validate.int_range, params["packets"], "packets", 1, 1000, "packets")
-    iproute.fail_on_invalid(module, validate.int_range, params["wait"], "wait", 1, 600, "seconds")
+def check(params):
+    """Refuse bad options (PodnetError naming the option) before any capture starts."""
+    validate.netns_name(params["src"], "src")
+    validate.ipv4(params["dst"], "dst")
+    validate.int_range(params["packets"], "packets", 1, 1000, "packets")
+    validate.int_range(params["wait"], "wait", 1, 600, "seconds")
     if not params["interfaces"]:
-        module.fail_json(msg="interfaces: at least one interface to capture on is needed")
+        raise PodnetError("interfaces: at least one interface to capture on is needed")
     paths = set()
     for index, spec in enumerate(params["interfaces"]):
         where = "interfaces[%d]" % index
-        iproute.fail_on_invalid(module, validate.ifname, spec["name"], where + ".name")
+        validate.ifname(spec["name"], where + ".name")
         if not os.path.isabs(spec["path"]) or not os.path.isdir(os.path.dirname(spec["path"])):
-            module.fail_json(msg="%s.path: %r is not an absolute path in an existing folder" % (where, spec["path"]))
+            raise PodnetError("%s.path: %r is not an absolute path in an existing folder" % (where, spec["path"]))
         if spec["path"] in paths:
-            module.fail_json(msg="%s.path: %s is also the file of another interface" % (where, spec["path"]))
+            raise PodnetError("%s.path: %s is also the file of another interface" % (where, spec["path"]))
         paths.add(spec["path"])
 
-    tcpdump = module.get_bin_path("tcpdump", required=True)
-    timeout = module.get_bin_path("timeout", required=True)
-    ping = module.get_bin_path("ping", required=True)
-    ip = module.get_bin_path("ip", required=True)
+
+def converge(module):
+    params = module.params
+    check(params)
+    runner = Runner(module)
     # -U: every packet reaches the file at once; -Z root: Debian's tcpdump would otherwise write
     # as the user tcpdump, who cannot write into a root-only folder.
-    listeners = [[timeout, str(params["wait"]), tcpdump, "-n", "-U", "-Z", "root", "-c", str(params["packets"]),
+    listeners = [[str(params["wait"]), runner.bin("tcpdump"), "-n", "-U", "-Z", "root", "-c", str(params["packets"]),
                   "-i", spec["name"], "-w", spec["path"]] + ([spec["filter"]] if spec["filter"] else [])
                  for spec in params["interfaces"]]
-    pinger = [ip, "netns", "exec", params["src"], ping, "-n", "-c", "1", "-W", "1", params["dst"]]
-    commands = listeners + [pinger]
+    ping = ["-n", "-c", "1", "-W", "1", params["dst"]]
+    runner.commands.extend([runner.argv("timeout", args) for args in listeners]
+                           + [runner.argv("ping", ping, netns=params["src"])])
     if module.check_mode:
-        module.exit_json(changed=True, commands=commands)
+        return skeleton.result(runner, True)
 
     results = [dict() for _listener in listeners]
 
-    def listen(argv, result):
-        result["rc"], result["out"], result["err"] = module.run_command(argv, environ_update={"LC_ALL": "C"})
+    def listen(args, result):
+        result["rc"], result["out"], result["err"] = runner.try_read("timeout", args)
 
-    threads = [threading.Thread(target=listen, args=(argv, result)) for argv, result in zip(listeners, results)]
+    threads = [threading.Thread(target=listen, args=(args, result)) for args, result in zip(listeners, results)]
     for thread in threads:
         thread.start()
     # No sleep until tcpdump listens: the pod pings on until every capture has its packets.
     deadline = time.time() + params["wait"]
     while any(thread.is_alive() for thread in threads) and time.time() < deadline:
-        module.run_command(pinger)
+        runner.try_read("ping", ping, netns=params["src"])
         for thread in threads:
             thread.join(0.1)
     for thread in threads:
@@ -181,9 +169,24 @@ def main():
             said = result.get("err", "").strip().splitlines()[-1:]
             empty.append("%s (%s; tcpdump: %s)" % (spec["name"], spec["filter"] or "no filter", said))
     if empty:
-        module.fail_json(msg="capture: no packet within %ds on %s" % (params["wait"], ", ".join(empty)),
-                         files=files, commands=commands)
-    module.exit_json(changed=True, files=files, commands=commands)
+        error = PodnetError("capture: no packet within %ds on %s" % (params["wait"], ", ".join(empty)))
+        error.details = dict(files=files, commands=runner.commands)
+        raise error
+    return skeleton.result(runner, True, files=files)
+
+
+def main():
+    skeleton.main(converge, dict(
+        src=dict(type="str", required=True),
+        dst=dict(type="str", required=True),
+        interfaces=dict(type="list", elements="dict", required=True, options=dict(
+            name=dict(type="str", required=True),
+            path=dict(type="path", required=True),
+            filter=dict(type="str", default=""),
+        )),
+        packets=dict(type="int", default=4),
+        wait=dict(type="int", default=15),
+    ))
 
 
 if __name__ == "__main__":

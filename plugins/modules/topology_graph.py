@@ -112,34 +112,18 @@ dot:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.podnet.fabric.plugins.module_utils import graph, skeleton
+from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
+from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
-from ansible_collections.podnet.fabric.plugins.module_utils import graph, validate
 
-
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            dest=dict(type="path", required=True),
-            name=dict(type="str", required=True),
-            title=dict(type="str", default="podnet"),
-            mode=dict(type="str", choices=["host-gw", "ipip", "vxlan"]),
-            nodes=dict(type="list", elements="dict", required=True),
-            switch_prefix=dict(type="str"),
-            router=dict(type="str"),
-            formats=dict(type="list", elements="str", choices=["svg", "png"], default=["svg", "png"]),
-        ),
-        supports_check_mode=True,
-    )
+def converge(module):
     params = module.params
     name = params["name"]
     if not name or "/" in name or name.startswith("."):
-        module.fail_json(msg="name: %r is not a file name (no '/', not starting with '.')" % name)
-    try:
-        source = graph.dot(dict(title=params["title"], mode=params["mode"], nodes=params["nodes"],
-                                switch_prefix=params["switch_prefix"], router=params["router"]))
-    except validate.PodnetError as exc:
-        module.fail_json(msg=str(exc))
+        raise PodnetError("name: %r is not a file name (no '/', not starting with '.')" % name)
+    source = graph.dot(dict(title=params["title"], mode=params["mode"], nodes=params["nodes"],
+                            switch_prefix=params["switch_prefix"], router=params["router"]))
 
     dest = params["dest"]
     dot_path = os.path.join(dest, name + ".dot")
@@ -150,34 +134,40 @@ def main():
             before = handle.read()
     stale = before != source
     todo = [(fmt, path) for fmt, path in outputs if stale or not os.path.exists(path)]
-    files = [dot_path] + [path for _fmt, path in outputs]
-    dot = module.get_bin_path("dot", required=True)
-    commands = [[dot, "-T" + fmt, "-o", os.path.join(dest, ".%s.%s.tmp" % (name, fmt)), dot_path]
-                for fmt, _path in todo]
+    runner = Runner(module)
     changed = stale or bool(todo)
-    result = dict(changed=changed, files=files, commands=commands, dot=source)
-    if module._diff:
-        result["diff"] = dict(before=before, after=source, before_header=dot_path, after_header=dot_path)
-    if module.check_mode or not changed:
-        module.exit_json(**result)
+    if changed and not module.check_mode:
+        if not os.path.isdir(dest):
+            try:
+                os.makedirs(dest)
+            except OSError as exc:
+                raise PodnetError("dest: cannot create %s: %s" % (dest, exc))
+        if stale:
+            tmp = os.path.join(dest, ".%s.dot.tmp" % name)
+            with open(tmp, "w") as handle:
+                handle.write(source)
+            module.atomic_move(tmp, dot_path)
+    for fmt, path in todo:
+        tmp = os.path.join(dest, ".%s.%s.tmp" % (name, fmt))
+        runner.run("dot", ["-T" + fmt, "-o", tmp, dot_path])
+        if not module.check_mode:
+            module.atomic_move(tmp, path)
+    result = skeleton.result(runner, changed, before, source, files=[dot_path] + [path for _fmt, path in outputs],
+                             dot=source)
+    return result
 
-    if not os.path.isdir(dest):
-        try:
-            os.makedirs(dest)
-        except OSError as exc:
-            module.fail_json(msg="dest: cannot create %s: %s" % (dest, exc))
-    if stale:
-        tmp = os.path.join(dest, ".%s.dot.tmp" % name)
-        with open(tmp, "w") as handle:
-            handle.write(source)
-        module.atomic_move(tmp, dot_path)
-    for argv, (_fmt, path) in zip(commands, todo):
-        rc, out, err = module.run_command(argv)
-        if rc != 0:
-            module.fail_json(msg="%s failed: %s" % (" ".join(argv), (err or out).strip()), cmd=argv, rc=rc,
-                             stdout=out, stderr=err)
-        module.atomic_move(argv[3], path)
-    module.exit_json(**result)
+
+def main():
+    skeleton.main(converge, dict(
+        dest=dict(type="path", required=True),
+        name=dict(type="str", required=True),
+        title=dict(type="str", default="podnet"),
+        mode=dict(type="str", choices=["host-gw", "ipip", "vxlan"]),
+        nodes=dict(type="list", elements="dict", required=True),
+        switch_prefix=dict(type="str"),
+        router=dict(type="str"),
+        formats=dict(type="list", elements="str", choices=["svg", "png"], default=["svg", "png"]),
+    ))
 
 
 if __name__ == "__main__":
