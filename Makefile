@@ -15,7 +15,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: all deps venv link test unit integration ipip-vm sanity sanity-2.19 sanity-2.21 units-2.21 lint \
-        molecule bench lab lab-down clean
+        molecule bench lab lab-down capture graph clean
 
 all: venv
 
@@ -88,18 +88,38 @@ test: venv unit units-2.21 lint sanity
 	@$(MAKE) --no-print-directory molecule
 
 # The teaching lab: nodes, switch and router as network namespaces on this machine.
+# LAB=alice builds lab alice beside any others (every namespace named alice-...: alice-host1,
+# alice-pod-a, alice-sw-..., alice-rt), with the same addresses; lab-down LAB=alice removes only it.
+# LAB_ARGS: more ansible-playbook arguments for every playbook of the lab (e.g. -e podnet_state_dir=...).
+LAB ?=
+LAB_ARGS ?=
+LAB_VARS = $(if $(LAB),-e lab=$(LAB)) $(LAB_ARGS)
 lab: venv
 	@if [ "$(MODE)" = ipip ] && ! tests/tools/kernel-has ipip; then \
 	  echo "This kernel has no IPIP: running the ipip lab inside the qemu VM of tests/qemu (it ends with the VM)."; \
-	  tests/qemu/run -- tests/tools/lab-up ipip -e podnet_state_dir=/run/podnet; \
+	  PODNET_LAB=$(LAB) tests/qemu/run -- tests/tools/lab-up ipip -e podnet_state_dir=/run/podnet $(LAB_ARGS); \
 	else \
-	  tests/tools/lab-up $(MODE); \
+	  PODNET_LAB=$(LAB) tests/tools/lab-up $(MODE) $(LAB_ARGS); \
 	fi
 
 lab-down: venv
-	@if ip netns list | grep -qE '^(host1|host2)( |$$)'; then \
-	  $(BIN)/ansible-playbook playbooks/teardown.yml || true; fi
-	$(BIN)/ansible-playbook playbooks/lab.yml -e lab_state=absent
+	@if ip netns list | awk '{print $$1}' | grep -qxF -e "$(if $(LAB),$(LAB)-)host1" -e "$(if $(LAB),$(LAB)-)host2"; then \
+	  $(BIN)/ansible-playbook playbooks/teardown.yml $(LAB_VARS) || true; fi
+	$(BIN)/ansible-playbook playbooks/lab.yml -e lab_state=absent $(LAB_VARS)
+
+# Captures to open in Wireshark: converge the lab (LAB) in MODE, then write what one pod-to-pod
+# ping looks like on the sender's underlay and on its tunnel device into captures/ as
+# <lab>-<mode>-underlay.pcap and <lab>-<mode>-<device>.pcap (ipip: run it where the kernel has IPIP).
+capture: venv
+	@if [ "$(MODE)" = ipip ] && ! tests/tools/kernel-has ipip; then \
+	  echo "This kernel has no IPIP, so no ipip capture here (make ipip-vm checks one inside the qemu VM)."; exit 1; fi
+	$(BIN)/ansible-playbook site.yml -e mode=$(MODE) $(LAB_VARS)
+	$(BIN)/ansible-playbook playbooks/capture.yml -e mode=$(MODE) -e capture_dir=$(CURDIR)/captures $(LAB_VARS)
+
+# The lab as a picture: graphs/<lab>-<mode>.svg and .png, drawn with graphviz from the inventory
+# and what the nodes hold (the lab must be up).
+graph: venv
+	$(BIN)/ansible-playbook playbooks/graph.yml -e mode=$(MODE) -e graph_dir=$(CURDIR)/graphs $(LAB_VARS)
 
 clean:
 	rm -rf $(VENV) $(VENV_221) .venv-molecule .venv-bench .collections .build

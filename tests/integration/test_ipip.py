@@ -9,7 +9,8 @@ test_guard_policy and test_faults):
    intruder namespace on their switch; a snapshot of everything;
 2. converge ipip with a network policy (pod 1 may not initiate to pod 2) and the checksum-offload
    workaround; ``verify.yml`` passes and shows IP protocol 4 on the wire; a second converge
-   changes nothing;
+   changes nothing; ``capture.yml``'s pcaps, read back with tshark, hold IP protocol 4 around the
+   pods' packet (test_capture.py checks host-gw's and vxlan's);
 3. the encapsulation guard: a crafted ipip packet from the intruder never reaches the pod, the same
    packet from a member node's address does; the policy holds both ways;
 4. drift (a route, a pod's veth, the other node's tunnel device) is repaired and reported;
@@ -23,6 +24,7 @@ The hybrid case (3 nodes, 2 subnets, ``podnet_direct_routing``) is test_site's
 import pytest
 
 from conftest import ipj, requires_ipip, sh
+from pcaps import check_ipip
 from test_faults import changed_tasks
 from test_guard_policy import Cluster
 from test_ownership import FLOOD, PEERS, add_foreign, assert_foreign_intact, foreign_state
@@ -60,6 +62,10 @@ def test_ipip_end_to_end(tmp_path):
         assert "ipip on the wire" in verify.stdout and "ip proto 4" in verify.stdout, verify.stdout[-3000:]
         again = lab.converge("ipip", *policy)
         assert set(changed_per_host(again).values()) == {0}, again.stdout[-3000:]
+        captures = tmp_path / "captures"
+        lab.play("playbooks/capture.yml", "-e", "mode=ipip", "-e", "capture_dir=%s" % captures, *policy)
+        check_ipip(captures, "podnet-ipip", [h["node_ip"] for h in lab.hosts.values()],
+                   [p["ip"] for h in lab.hosts.values() for p in h["pods"]])
         fresh = lab.state()
 
         # 3. The guard and the policy.
