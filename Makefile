@@ -10,6 +10,8 @@ BIN := $(VENV)/bin
 VENV_221 := .venv-2.21
 COLL := .collections/ansible_collections/podnet/fabric
 MODE ?= vxlan
+# Another lab inventory, e.g. `make lab MODE=bgp LAB_INVENTORY=labs/bgp-tor` (two subnets, the router a BGP ToR).
+LAB_INVENTORY ?=
 PYTEST := $(BIN)/python -m pytest
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -93,13 +95,13 @@ test: venv unit units-2.21 lint sanity
 # LAB_ARGS: more ansible-playbook arguments for every playbook of the lab (e.g. -e podnet_state_dir=...).
 LAB ?=
 LAB_ARGS ?=
-LAB_VARS = $(if $(LAB),-e lab=$(LAB)) $(LAB_ARGS)
+LAB_VARS = $(if $(LAB),-e lab=$(LAB)) $(if $(LAB_INVENTORY),-i $(LAB_INVENTORY)) $(LAB_ARGS)
 lab: venv
 	@if [ "$(MODE)" = ipip ] && ! tests/tools/kernel-has ipip; then \
 	  echo "This kernel has no IPIP: running the ipip lab inside the qemu VM of tests/qemu (it ends with the VM)."; \
 	  PODNET_LAB=$(LAB) tests/qemu/run -- tests/tools/lab-up ipip -e podnet_state_dir=/run/podnet $(LAB_ARGS); \
 	else \
-	  PODNET_LAB=$(LAB) tests/tools/lab-up $(MODE) $(LAB_ARGS); \
+	  PODNET_LAB=$(LAB) tests/tools/lab-up $(MODE) $(if $(LAB_INVENTORY),-i $(LAB_INVENTORY)) $(LAB_ARGS); \
 	fi
 
 lab-down: venv

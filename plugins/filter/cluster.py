@@ -27,7 +27,7 @@ from ansible_collections.podnet.fabric.plugins.module_utils import model, node_p
 from ansible_collections.podnet.fabric.plugins.module_utils import verify_plan as verifier
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
-_NODE_VARS = ("node_ip", "pod_cidr", "pods", "node_iface")
+_NODE_VARS = ("node_ip", "pod_cidr", "pods", "node_iface", "podnet_bgp_peers")
 
 
 def _podnet(func, *args):

@@ -24,12 +24,12 @@ from __future__ import annotations
 import bisect
 import ipaddress
 
-from ansible_collections.podnet.fabric.plugins.module_utils import chain, pod, tunnel, validate
+from ansible_collections.podnet.fabric.plugins.module_utils import bird, chain, pod, tunnel, validate
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
-MODES = ("host-gw", "ipip", "vxlan")
+MODES = ("host-gw", "ipip", "vxlan", "bgp")
 FDB_STRATEGIES = ("static", "flood", "multicast")
-OVERHEAD = {"host-gw": 0, "ipip": 20, "vxlan": 50}
+OVERHEAD = {"host-gw": 0, "ipip": 20, "vxlan": 50, "bgp": 0}
 POD_KEYS = ("name", "ip", "host_ifname")
 CHAIN_MAX = 28
 # The smallest datagram every IPv4 host must accept (RFC 791): a pod MTU below it breaks ordinary
@@ -54,6 +54,7 @@ DEFAULTS = dict(
     iptables_chain="PODNET-FORWARD",
     policy=[],
     tx_checksum_offload=None,
+    **bird.DEFAULTS
 )
 POLICY_ACTIONS = ("deny",)
 _POLICY_KEYS = ("from", "to", "action")
@@ -123,9 +124,10 @@ class Node(object):
 class Cluster(object):
     """A validated podnet cluster: its nodes (sorted by name) and settings."""
 
-    def __init__(self, nodes, settings):
+    def __init__(self, nodes, settings, bgp_peers=None):
         self.nodes = nodes
         self.settings = settings
+        self.bgp_peers = bgp_peers or {}   # bgp mode: {host: [router peers]} (bird.check_cluster)
         self._by_name = dict((node.name, node) for node in nodes)
 
     @property
@@ -161,7 +163,7 @@ class Cluster(object):
 
     def to_data(self):
         settings = dict((k, v) for k, v in self.settings.items() if not k.startswith("_"))
-        return dict(settings=settings, nodes=[node.to_data() for node in self.nodes])
+        return dict(settings=settings, nodes=[node.to_data() for node in self.nodes], bgp_peers=self.bgp_peers)
 
     @classmethod
     def from_data(cls, data):
@@ -170,7 +172,7 @@ class Cluster(object):
         settings["_denied"] = frozenset((e["from"], e["to_ip"]) for e in settings["policy"])
         nodes = [Node(n["name"], n["node_ip"], n["pod_cidr"], n["pods"], n["node_iface"], n["tunnel_ip"],
                       n["vtep_mac"]) for n in data["nodes"]]
-        return cls(nodes, settings)
+        return cls(nodes, settings, data.get("bgp_peers"))
 
     # -- the next steps, each in its own file ------------------------------------------
 
@@ -203,7 +205,11 @@ class Cluster(object):
         cls._no_overlaps(nodes, settings)
         settings["policy"] = cls._policy(settings["policy"], nodes)
         settings["_denied"] = frozenset((e["from"], e["to_ip"]) for e in settings["policy"])
-        return cls(nodes, settings)
+        cluster = cls(nodes, settings)
+        if settings["mode"] == "bgp":
+            cluster.bgp_peers = bird.check_cluster(cluster, dict((n, (hosts[n] or {}).get("podnet_bgp_peers"))
+                                                                 for n in hosts))
+        return cluster
 
     @staticmethod
     def _no_overlaps(nodes, settings):
@@ -302,6 +308,7 @@ class Cluster(object):
             s["tx_checksum_offload"] = _boolean(s["tx_checksum_offload"], "podnet_tx_checksum_offload")
         else:
             s["tx_checksum_offload"] = None
+        bird.check_settings(s)
         return s
 
     @staticmethod

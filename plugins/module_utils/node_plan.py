@@ -5,24 +5,7 @@
 
 ``plan(cluster, name, fact)`` returns exactly what the roles hand to the modules, each once:
 
-===================  ==========================================================================
-key                  used by
-===================  ==========================================================================
-``mode``, ``mtu``    site.yml (which mode role), verify's matrix
-``pods``             pods role (podnet.fabric.pod_netns ``pods``), teardown, verify's matrix
-``routes``           the mode roles (podnet.fabric.node_route)
-``tunnel``           ipip and vxlan roles (podnet.fabric.ip_tunnel); null in host-gw
-``fdb``              vxlan role (podnet.fabric.vxlan_fdb); null unless vxlan
-``iptables``         node role, and the cleanup role after a mode switch (iptables_chain)
-``iptables_switch``  node role during a mode switch: ``iptables`` with the guard also covering
-                     ``absent_tunnels``' kinds until cleanup deleted them; null when no switch
-``iptables_absent``  teardown: the same chains by name, with state absent
-``devices``          teardown: podnet's tunnel devices, by name and kind
-``absent_tunnels``   cleanup role: the devices of the other modes this node has
-``sysctl_file``      node role and teardown (podnet.fabric.node_sysctl)
-``warnings``         node role (rp_filter, see rp_filter.py)
-===================  ==========================================================================
-
+===================  ===================================================================
 Only this node's own peer list grows with the cluster: one route per peer, and in vxlan one
 neighbour and one FDB entry per tunnel peer, and in the tunnel modes one guard rule per peer.
 The ``podnet.fabric.node_plan`` filter hands those lists (``routes``, ``fdb``'s entries and
@@ -33,7 +16,7 @@ and a list of dicts entry by entry (plugins/module_utils/skeleton.py ``main``).
 
 from __future__ import annotations
 
-from ansible_collections.podnet.fabric.plugins.module_utils import netfilter, rp_filter, underlay
+from ansible_collections.podnet.fabric.plugins.module_utils import bird, netfilter, rp_filter, underlay
 
 ZERO_MAC = "00:00:00:00:00:00"
 
@@ -44,8 +27,8 @@ def direct(cluster, node, fact, peer):
 
 
 def tunnel_peers(cluster, node, fact):
-    """The peers ``node`` reaches through its tunnel device (none in host-gw)."""
-    if cluster.mode == "host-gw":
+    """The peers ``node`` reaches through its tunnel device (none in host-gw and bgp)."""
+    if cluster.mode in ("host-gw", "bgp"):
         return []
     return [peer for peer in cluster.peers(node.name) if not direct(cluster, node, fact, peer)]
 
@@ -59,7 +42,8 @@ def plan(cluster, name, fact):
                  gateway=s["pod_gateway"], mtu=mtu) for p in node.pods]
     routes = [dict(dst=p["ip"] + "/32", dev=p["host_ifname"], scope="link") for p in node.pods]
     peers = []
-    for peer in cluster.peers(name):
+    # bgp: the peers' pod CIDRs come from BIRD (proto bird); podnet routes only the node's pods.
+    for peer in cluster.peers(name) if cluster.mode != "bgp" else []:
         if direct(cluster, node, fact, peer):
             routes.append(dict(dst=peer.pod_cidr, via=peer.node_ip, dev=iface, onlink=True))
         elif cluster.mode == "ipip":
@@ -85,7 +69,22 @@ def plan(cluster, name, fact):
                   sysctl_file="%s/%s-sysctl.json" % (s["state_dir"].rstrip("/"), name))
     result["warnings"] = rp_filter.warnings(name, iface, tunnel and tunnel["name"],
                                             [p["host_ifname"] for p in node.pods], fact)
+    # bgp needs only this node's own fact (a peer is on its subnet when its node_ip is).
+    result["bgp"] = bird.node_bgp(cluster, name, {name: fact}, cluster.bgp_peers, strict=False) \
+        if cluster.mode == "bgp" else None
+    result["bird_absent"] = _bird_absent(cluster, name, fact)
     return result
+
+
+def _bird_absent(cluster, name, fact):
+    """What stops podnet's BIRD (podnet.fabric.bird state=absent), or None when the node has none.
+
+    node_facts' ``files`` lists which of the files the validate role asked about exist; only a node
+    holding its BIRD config (written first, removed last) costs the call. Unknown (no ``files``): asked.
+    """
+    gone = bird.absent(cluster, name)
+    files = fact.get("files")
+    return gone if files is None or gone["config_file"] in files else None
 
 
 def _tunnel(cluster, node, iface, mtu):

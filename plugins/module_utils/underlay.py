@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from ansible_collections.podnet.fabric.plugins.module_utils import bird
 from ansible_collections.podnet.fabric.plugins.module_utils.model import OVERHEAD, error
 
 
@@ -51,6 +52,9 @@ def check(cluster, facts, read=None):
                 raise error(node.name, "mode", "host-gw needs every node on one L2 segment, but peer(s) %s "
                             "are not in this node's underlay subnet; use ipip or vxlan, with "
                             "podnet_direct_routing=true for host-gw routes where possible" % ", ".join(far))
+    if cluster.mode == "bgp":
+        for node in subjects:
+            bird.node_bgp(cluster, node.name, facts, cluster.bgp_peers)
     if cluster.mode == "vxlan" and cluster.settings["vxlan_fdb"] == "multicast":
         nets = set(subnet(node, facts[node.name]) for node in subjects)
         if len(nets) > 1:

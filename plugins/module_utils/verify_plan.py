@@ -15,17 +15,20 @@ and ``skipped`` their pods, so verify.yml checks everything else and then stops 
 
 from __future__ import annotations
 
-from ansible_collections.podnet.fabric.plugins.module_utils import node_plan
+from ansible_collections.podnet.fabric.plugins.module_utils import node_plan, underlay
 
 
 def _remote(cluster, node, fact, read=None):
-    """Other nodes' pods ``node``'s first pod may reach, those behind the tunnel first."""
+    """Other nodes' pods ``node``'s first pod may reach, those behind the tunnel first (bgp: those
+    behind a router, off the node's subnet, first: their packets cross the router)."""
     if not node.pods:
         return [], set()
     tunnelled = set(peer.name for peer in node_plan.tunnel_peers(cluster, node, fact))
     first = node.pods[0]["name"]
     pods = [(n, p) for n, p in cluster.pods() if n is not node and not cluster.denied(first, p["ip"])
             and (read is None or n.name in read)]
+    if cluster.mode == "bgp":
+        return sorted(pods, key=lambda item: underlay.on_link(node, fact, item[0])), tunnelled
     return sorted(pods, key=lambda item: item[0].name not in tunnelled), tunnelled
 
 
@@ -61,7 +64,7 @@ def _capture(cluster, fact_of, read):
         return None
     (receiver, pod), tunnelled = remote[0][0], remote[1]
     src_pod = sender.pods[0]
-    kind = cluster.mode if receiver.name in tunnelled else "host-gw"
+    kind = cluster.mode if receiver.name in tunnelled or cluster.mode == "bgp" else "host-gw"
     port, vni = cluster.settings["vxlan_port"], cluster.settings["vxlan_vni"]
     inner = "%s > %s: ICMP echo request" % (src_pod["ip"], pod["ip"])
     if kind == "ipip":
@@ -72,7 +75,7 @@ def _capture(cluster, fact_of, read):
     elif kind == "vxlan":
         bpf, expect = "udp port %d and src host %s" % (port, sender.node_ip), [
             "%s." % sender.node_ip, "> %s.%d: VXLAN" % (receiver.node_ip, port), "vni %d" % vni, inner]
-    else:
+    else:   # host-gw and bgp: the pod's own packet, unencapsulated
         bpf, expect = "icmp and src host %s" % src_pod["ip"], [inner]
     # Captured where it leaves the sender: what the mode puts on the wire.
     return dict(kind=kind, sender=sender.name, receiver=receiver.name, src=src_pod["name"], dst=pod["ip"],

@@ -14,7 +14,8 @@ description:
     route to the pod gateway through another interface (proxy ARP answers only then), whether
     IPv4 forwarding is on, the rp_filter setting of C(all), C(default) and every interface (the
     planner warns where it can drop pod traffic), and the ipip and vxlan devices that exist (so a
-    run removes a previous mode's device only when there is one).
+    run removes a previous mode's device only when there is one), and which of O(files) exist
+    (the validate role asks about podnet's BIRD config, so only a node that has one stops it).
   - Read-only, in three reads (C(ip -details -json addr show), C(ip route get), one C(sysctl)).
     Returns the fact C(podnet_underlay).
 author:
@@ -31,6 +32,13 @@ options:
   netns:
     description: Read inside this network namespace instead of the current one.
     type: str
+  files:
+    description:
+      - Paths to check; those that exist are returned in C(files) of the fact (the file system is
+        the node's, also with O(netns)).
+    type: list
+    elements: path
+    default: []
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying the target.
@@ -65,8 +73,10 @@ ansible_facts:
       returned: always
       sample: {"iface": "eth0", "prefixlen": 24, "mtu": 1500, "gateway_route": true, "ip_forward": 1,
                "rp_filter": {"all": 0, "default": 0, "eth0": 0, "lo": 0, "flannel.1": 0},
-               "tunnels": {"flannel.1": "vxlan"}}
+               "tunnels": {"flannel.1": "vxlan"}, "files": ["/var/lib/podnet/host1-bird.conf"]}
 """
+
+import os
 
 from ansible_collections.podnet.fabric.plugins.module_utils import skeleton, validate
 from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
@@ -81,7 +91,7 @@ def converge(module):
     runner = Runner(module, module.params["netns"])
 
     fact = dict(iface=None, prefixlen=None, mtu=None, gateway_route=False, rp_filter={}, ip_forward=None,
-                tunnels={})
+                tunnels={}, files=[path for path in module.params["files"] if os.path.lexists(path)])
     names = []
     for link in runner.read_json("ip", ["-details", "addr", "show"]):
         names.append(link["ifname"])
@@ -111,6 +121,7 @@ def converge(module):
 def main():
     skeleton.main(converge, dict(node_ip=dict(type="str", required=True),
                                  pod_gateway=dict(type="str", default="169.254.10.24"),
+                                 files=dict(type="list", elements="path", default=[]),
                                  netns=dict(type="str")))
 
 

@@ -57,7 +57,7 @@ def test_routes_to_every_peer_pod_cidr(sh, node, peers, settings):
     have = routes(sh)
     mode = settings["mode"]
     for peer in peers:
-        if mode == "host-gw":
+        if mode in ("host-gw", "bgp"):
             want = (peer.node_ip, node.iface)
         elif mode == "ipip":
             want = (peer.node_ip, settings["ipip_device"])
@@ -68,7 +68,10 @@ def test_routes_to_every_peer_pod_cidr(sh, node, peers, settings):
         have_via = (route.get("gateway"), route.get("dev"))
         assert have_via == want, "%s: %s goes via %s dev %s, not via %s dev %s" % (
             node.name, peer.pod_cidr, have_via[0], have_via[1], want[0], want[1])
-        if mode != "host-gw":
+        if mode == "bgp":
+            # Learnt from the peer by BIRD, which tags what it writes with its own protocol.
+            assert route.get("protocol") == "bird", "%s: %s is not BIRD's: %s" % (node.name, peer.pod_cidr, route)
+        elif mode != "host-gw":
             assert "onlink" in route.get("flags", []), "%s: %s is not onlink: %s" % (node.name, peer.pod_cidr, route)
 
 
@@ -82,7 +85,7 @@ def test_tunnel_device_of_the_mode_only(sh, node, settings):
     if mode != "ipip":
         assert kinds.get(settings["ipip_device"]) != "ipip", "%s: %s left in %s mode" % (
             node.name, settings["ipip_device"], mode)
-    if mode == "host-gw":
+    if mode in ("host-gw", "bgp"):
         return
     name = settings["vxlan_device"] if mode == "vxlan" else settings["ipip_device"]
     device = have.get(name)

@@ -61,7 +61,7 @@ def test_seed_is_valid_and_defaults_apply():
     (hosts(host1={"pods": [{"name": "a-pod", "ip": "192.168.10.10", "host_ifname": "veth-a-very-long-pod-name"}]}), {},
      "host host1: pods[0].host_ifname: interface name 'veth-a-very-long-pod-name'"),
     (hosts(host1={"node_iface": "eth0;reboot"}), {}, "host host1: node_iface:"),
-    (SEED, {"mode": "bgp"}, "mode: unknown mode 'bgp'"),
+    (SEED, {"mode": "calico"}, "mode: unknown mode 'calico'"),
     (SEED, {"vxlan_fdb": "gossip"}, "podnet_vxlan_fdb: unknown FDB strategy"),
     (SEED, {"vxlan_vni": 0}, "podnet_vxlan_vni: VNI 0 is out of range"),
     (SEED, {"vxlan_vni": 2 ** 24}, "podnet_vxlan_vni"),
