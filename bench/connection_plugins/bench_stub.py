@@ -84,7 +84,7 @@ def answer(name, params=None):
         # What node_facts reads on a clean node whose eth0 holds node_ip in the bench's underlay.
         fact = dict(iface="eth0", prefixlen=int(os.environ.get("PODNET_BENCH_STUB_PREFIXLEN", "16")), mtu=1500,
                     gateway_route=True, ip_forward=0, rp_filter={"all": 0, "default": 0, "eth0": 0, "lo": 0},
-                    tunnels={})
+                    tunnels={}, files=[])   # a clean node: none of `files` (podnet's BIRD config) exists
         return dict(changed=False, ansible_facts=dict(podnet_underlay=fact))
     if short == "ping":
         return dict(changed=False, ping="pong")
