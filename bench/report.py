@@ -427,7 +427,13 @@ each reading N hosts' variables, ~N^2 in all (the "before" table). What replaced
   `neighbors_json` and `chains_json`, validated on the node by the same argument spec as the list
   options. That was the largest single cut (at N=256 from 559-669 to 441 ms per node).
 - **Role argument specs** no longer declare `podnet_plan`: validating it templated the whole plan
-  (one entry per peer) at every role's start, ~95 ms per node at N=256."""
+  (one entry per peer) at every role's start, ~95 ms per node at N=256.
+- **Still open** (issue 10 stays open): per node the cost is flat from 16 to 256 nodes but doubles
+  at 1000, and a constant ~110-140 ms per node over the do-nothing twin remains at every N. Not
+  profiled yet. The likeliest cause of the jump: every node's plan is kept as a fact, so the
+  controller process holds O(N^2) data at once (~300 KB per node at N=1000, ~300 MB) and each of
+  the ~15,000 worker forks of a run pays for a process that large. Planning each task's list on
+  the fly from `validate_cluster`, instead of storing the plans, would keep it O(N)."""
 
 
 def scale_section(data, images):
