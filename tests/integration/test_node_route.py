@@ -106,3 +106,25 @@ def test_bad_input_is_refused_before_any_change(module, node, routes, table, mes
 def test_bad_netns_option(module, node):
     result = module("node_route", {"routes": [], "netns": "-x"}, ns=node)
     assert result.failed and "netns" in result["msg"]
+
+
+def test_routes_as_json_text_are_the_same_routes(module, node):
+    """routes_json (what podnet's roles pass) is validated on the node by routes' own spec."""
+    import json
+    before = snapshot(node)
+    first = module("node_route", {"routes_json": json.dumps(HOST_GW)}, ns=node)
+    assert first.changed and podnet_routes(node) == [("192.168.11.0/24", "10.57.4.21", 0),
+                                                     ("192.168.12.0/24", "10.57.4.22", 10)]
+    # The same routes given as a list: nothing to do.
+    assert not module("node_route", {"routes": HOST_GW}, ns=node).changed
+    now = snapshot(node)
+    for bad, message in [("[{dst: 1}", "routes_json: not JSON text"),
+                         (json.dumps([{"via": "10.57.4.21"}]), "routes_json: "),
+                         (json.dumps([dict(HOST_GW[0], scope="nowhere")]), "routes_json: ")]:
+        refused = module("node_route", {"routes_json": bad}, ns=node)
+        assert refused.failed and refused["msg"].startswith(message), refused
+        assert snapshot(node) == now
+    both = module("node_route", {"routes_json": "[]", "routes": HOST_GW}, ns=node)
+    assert both.failed and "mutually exclusive" in both["msg"], both
+    module("node_route", {"routes": HOST_GW, "state": "absent"}, ns=node)
+    assert snapshot(node) == before
