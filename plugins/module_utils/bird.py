@@ -10,7 +10,9 @@ kernel) and talks BGP only with the neighbours the inventory implies:
 * the node-to-node mesh: every other node on the same underlay subnet (iBGP, ``direct``);
 * ``podnet_bgp_route_reflectors`` (node names), instead of the mesh: a reflector has an
   ``rr client`` session with every other node on its subnet and a plain one with the other
-  reflectors; a client talks to the reflectors only;
+  reflectors; a client talks to the reflectors only. As in Calico, the reflectors of a cluster
+  share one cluster id (here the lowest reflector node_ip), so a route one reflector passes on is
+  not reflected back by another, and reflection keeps the announcing node as the next hop;
 * ``podnet_bgp_peers`` (a host or group variable): routers the node peers with, e.g. its
   top-of-rack switch, each ``{address, as, password, name}`` on the node's subnet. These carry
   the pod routes across subnets. When the router's AS differs, the session allows the node's
@@ -162,6 +164,7 @@ def node_bgp(cluster, name, facts, peers, strict=True):
                               "direct, as with a top-of-rack router)" % (name, peer["address"], subnet))
     local = [n for n in cluster.nodes if n.name != name and ipaddress.IPv4Address(n.node_ip) in subnet]
     reflectors = s["bgp_route_reflectors"]
+    cluster_id = min((cluster.node(r).node_ip for r in reflectors), key=ipaddress.IPv4Address) if reflectors else None
     sessions = []   # dict(name, neighbor, as, password, role) role: node | client | reflector | router
     if reflectors:
         if name in reflectors:
@@ -169,7 +172,7 @@ def node_bgp(cluster, name, facts, peers, strict=True):
                 role = "reflector" if other.name in reflectors else "client"
                 sessions.append(dict(name=_proto("rr" if role == "reflector" else "rrc", other.node_ip), node=other,
                                      neighbor=other.node_ip, role=role, password=s["bgp_password"], export="pods",
-                                     **{"as": s["bgp_as"]}))
+                                     cluster_id=cluster_id, **{"as": s["bgp_as"]}))
         else:
             for other in local:
                 if other.name in reflectors:
@@ -249,6 +252,8 @@ def render(router_id, local_as, hold, own, pods, others, sessions, title):
                   "  graceful restart off;"]
         if x["role"] == "client":
             lines.append("  rr client;")
+        if x.get("cluster_id"):
+            lines.append("  rr cluster id %s;" % x["cluster_id"])
         if x["as"] != x.get("local_as", local_as) and x["role"] == "router":
             lines.append("  allow local as;")
         if x.get("password"):

@@ -140,13 +140,18 @@ def test_route_reflectors_replace_the_mesh():
     assert roles == [("rr_10_57_4_21", "reflector"), ("rrc_10_57_4_22", "client")]
     client = protocol(rr["config"], "rrc_10_57_4_22")
     assert "rr client;" in client and "import where net = 192.168.13.0/24;" in client
+    # one cluster id shared by the reflectors (the lowest reflector's node_ip), as Calico's RRs share one
+    assert "rr cluster id 10.57.4.20;" in client
     assert "export filter podnet_pods_only;" in client
     other = protocol(rr["config"], "rr_10_57_4_21")
     assert "rr client" not in other and "import filter podnet_others_only;" in other
+    assert "rr cluster id 10.57.4.20;" in other
+    assert "rr cluster id 10.57.4.20;" in protocol(c.node_plan("h2", facts)["bgp"]["config"], "rrc_10_57_4_22")
     leaf = c.node_plan("h4", facts)["bgp"]
     roles = [(s["name"], s["role"]) for s in leaf["sessions"]]
     assert roles == [("rr_10_57_4_20", "reflector"), ("rr_10_57_4_21", "reflector")]
     assert "export filter podnet_own_only;" in protocol(leaf["config"], "rr_10_57_4_20")
+    assert "rr cluster id" not in leaf["config"]
 
 
 def test_no_mesh_without_routers_is_refused():
