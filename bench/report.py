@@ -91,7 +91,31 @@ def machine_section(data):
                 args.get("pods"), ", ".join(mode_names(data)), fmt((data.get("wall") or 0) / 60.0, 0, " min")))]
     if not data.get("control"):
         rows = [row for row in rows if row[0] != "run"]
+    rows += provenance(data)
     return "## Machine and versions\n\n" + table(["", ""], rows)
+
+
+def provenance(data):
+    """Which run each mode's rows come from, when the page merges several runs (rows of one mode and N
+    come from one run; the ratios in a row are always side by side)."""
+    sources = [s for s in data.get("sources") or [] if s.get("started")]
+    if len(sources) < 2:
+        return []
+    rows = []
+    for source in sources:
+        parts = []
+        for mode in mode_names(data):
+            ns = [str(e["n"]) for e in data.get("control", []) if (e["modes"].get(mode) or {}).get("source") == source["path"]]
+            if ns:
+                parts.append("%s at N = %s" % (mode, ", ".join(ns)))
+        dp = [mode for mode, m in ((data.get("data") or {}).get("modes") or {}).items() if m.get("source") == source["path"]]
+        if dp:
+            parts.append("data plane %s" % ", ".join(dp))
+        if parts:
+            load = " / ".join(" ".join("%.1f" % x for x in l) for l in source.get("loadavg") or [] if l)
+            rows.append(("rows of %s (%s, load %s)" % (source["path"], source["started"], load or "?"),
+                         "; ".join(parts)))
+    return rows
 
 
 def control_tables(data, what):
@@ -167,7 +191,7 @@ def invocations_section(data):
             naive = (m.get("naive_first") or [{}])[0]
             rows.append([entry["n"], first.get("modules_max"), (m.get("podnet_rerun") or [{}])[0].get("modules_max"),
                          first.get("controller_per_host"), (m.get("podnet_teardown") or [{}])[0].get("modules_max"),
-                         naive.get("modules_max"), (m.get("floor") or [{}])[0].get("modules_max")])
+                         naive.get("modules_max", "–"), (m.get("floor") or [{}])[0].get("modules_max")])
             if naive.get("modules_max") is not None:
                 naive_points.append((entry["n"], naive["modules_max"]))
         out.append("### %s\n\n" % mode + table(
@@ -701,7 +725,13 @@ def merge(paths):
     loaded.sort(key=lambda item: item[1].get("started") or "")
     data = None
     for path, more in loaded:
-        source = dict(path=os.path.basename(path), code=more.get("code"))
+        source = dict(path=os.path.basename(path), code=more.get("code"), started=more.get("started"),
+                      loadavg=[(more.get("machine") or {}).get(k) for k in ("loadavg_start", "loadavg_end")])
+        for e in more.get("control") or []:
+            for m in e.get("modes", {}).values():
+                m["source"] = source["path"]
+        for m in ((more.get("data") or {}).get("modes") or {}).values():
+            m["source"] = source["path"]
         scale_runs = (more.pop("scale", None) or {}), more.get("label")
         if data is None:
             data = more
@@ -714,16 +744,24 @@ def merge(paths):
                     data[key] = more[key]
             by_n = dict((e["n"], e) for e in data["control"])
             for e in more.get("control") or []:
-                measured = any(v for m in e.get("modes", {}).values() for k, v in m.items() if k != "clean")
-                if not measured and e["n"] in by_n:
+                measured = dict((mode, m) for mode, m in e.get("modes", {}).items()
+                                if any(v for k, v in m.items() if k not in ("clean", "source")))
+                if e["n"] not in by_n:
+                    by_n[e["n"]] = e
+                elif not measured:
                     # A run of the forks experiment alone (--reps 0): add it to the measured entry.
                     by_n[e["n"]].update((k, v) for k, v in e.items() if k.startswith("forks"))
                 else:
-                    by_n[e["n"]] = e
+                    # A later run's modes replace an earlier one's of the same N; its other modes stay.
+                    by_n[e["n"]]["modes"].update(measured)
+                    by_n[e["n"]].update((k, v) for k, v in e.items() if k.startswith("forks"))
             data["control"] = list(by_n.values())
-            for key in ("data", "vm"):
-                if more.get(key):
-                    data[key] = more[key]
+            if more.get("vm"):
+                data["vm"] = more["vm"]
+            if more.get("data"):
+                # The data plane per mode, likewise (a later run's mode replaces an earlier one's).
+                modes = dict((data.get("data") or {}).get("modes") or {}, **more["data"].get("modes", {}))
+                data["data"] = dict(more["data"], modes=modes)
         merge_scale(data, *scale_runs, source=source, machine=more.get("machine"))
     # The wall time of the lab's runs (the scale section gives its own times).
     data["wall"] = sum(more.get("wall") or 0 for _path, more in loaded
