@@ -4,7 +4,9 @@ The lab: h1 and h2 on 10.57.4.0/24 (an iBGP mesh of two), h3 on 10.57.5.0/24, an
 joining the subnets, running BIRD as the racks' top-of-rack router (AS 65000; every node peers
 with it, so it carries the pod CIDRs across the subnets). The tests run in order on that one lab
 (one lab per file keeps `make test` lean): converge/verify/rerun/teardown, a rogue speaker and a
-misbehaving router, a killed BIRD, a node leaving the inventory, mode switches.
+misbehaving router, a killed BIRD, a node leaving the inventory, mode switches. Last, the default
+lab the way a person starts it, `make lab MODE=bgp` (the seed's host1/host2: a mesh of two), under
+this run's own lab name.
 """
 
 import json
@@ -17,7 +19,8 @@ import time
 import pytest
 import yaml
 
-from conftest import ipj, sh
+from conftest import RUN_ID, ipj, sh
+from test_labs import make
 from test_site import Lab, assert_same, changed_per_host
 
 NODES = [("10.57.4.20", "192.168.10.0/24"), ("10.57.4.21", "192.168.11.0/24"), ("10.57.5.30", "192.168.12.0/24")]
@@ -271,3 +274,39 @@ def test_a_node_leaving_the_inventory_leaves_no_route_and_mode_switches_leave_no
     assert len(sessions(verify)) == 5
     assert json.dumps(lab.bird_routes("h3"), sort_keys=True) == json.dumps(
         {"192.168.10.0/24": "10.57.5.254", "192.168.11.0/24": "10.57.5.254"}, sort_keys=True)
+
+
+def test_make_lab_mode_bgp_is_a_mesh_of_two(tmp_path):
+    name = "pnt%smb" % RUN_ID
+    state = str(tmp_path / "state")
+    args = ["LAB=" + name, "LAB_ARGS=-e podnet_state_dir=%s" % state]
+
+    def birds():
+        return [p for p in os.listdir("/proc") if p.isdigit() and state in _cmdline(p)]
+    try:
+        up = make("lab", "MODE=bgp", *args)
+        assert "The lab %s is up in bgp mode" % name in up.stdout, up.stdout[-3000:]
+        # verify's table: the one mesh session, Established on both nodes.
+        rows = re.findall(r"^\s+- '?(host\d) +(\S+) +\S+ +\d+ +up +Established ", up.stdout, re.M)
+        assert sorted(rows) == [("host1", "mesh_10_57_4_21"), ("host2", "mesh_10_57_4_20")], up.stdout[-4000:]
+        routes = ipj(name + "-host1", "route", "show", "proto", "bird")
+        assert [(r["dst"], r.get("gateway")) for r in routes] == [("192.168.11.0/24", "10.57.4.21")]
+        sh("ping", "-c", "1", "-W", "2", "192.168.11.10", ns=name + "-pod-a")
+        assert len(birds()) == 2
+    finally:
+        make("lab-down", *args, check=False)
+        for ns in os.listdir("/run/netns"):
+            if ns.startswith(name + "-"):
+                sh("ip", "netns", "del", ns, check=False)
+    assert [n for n in os.listdir("/run/netns") if n.startswith(name + "-")] == []
+    assert birds() == []
+    left = os.listdir(state) if os.path.isdir(state) else []
+    assert [f for f in left if f.startswith("host")] == [], left
+
+
+def _cmdline(pid):
+    try:
+        with open("/proc/%s/cmdline" % pid) as handle:
+            return handle.read()
+    except OSError:
+        return ""
