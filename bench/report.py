@@ -634,6 +634,10 @@ per node), in one run, per mode and repetition:
   `AnsibleModule` path as podnet's modules, doing nothing; `command: true` would add a fork/exec), every
   controller-only task a `set_fact`: what Ansible itself costs for podnet's shape.
 
+bgp (BIRD, calico's way) has no naive or shell version: the seed's commands run no routing daemon. Its
+rows compare podnet with its floor, and sit beside host-gw's (the same routes, written by BIRD instead
+of podnet) when both were measured in one run.
+
 Times are medians over the repetitions; ratios are ratios of medians measured side by side in one run, in
 rotating order. Wall time is what a user waits; CPU time (user+sys of the whole process tree) is also
 given because the machine is shared with other jobs, which inflates wall times but hardly CPU times.

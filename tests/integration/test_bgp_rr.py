@@ -89,13 +89,13 @@ def test_reflectors_replace_the_mesh_and_keep_the_announcing_node_as_next_hop(la
     ips = dict((n, h["node_ip"].replace(".", "_")) for n, h in lab.hosts.items())
     for name in NAMES:
         rows = lab.bgp_sessions(name)
-        assert all(state == "up" and info == "Established" for _, state, info in rows), (name, rows)
+        assert all(row[1:] == ("up", "Established") for row in rows), (name, rows)
         if name in REFLECTORS:
             other = [r for r in REFLECTORS if r != name][0]
             want = ["rr_" + ips[other]] + ["rrc_" + ips[n] for n in NAMES if n not in REFLECTORS]
         else:
             want = ["rr_" + ips[r] for r in REFLECTORS]
-        assert sorted(p for p, _, _ in rows) == sorted(want), (name, rows)
+        assert sorted(row[0] for row in rows) == sorted(want), (name, rows)
     assert sum(len(lab.bgp_sessions(n)) for n in NAMES) == 2 * 7   # 7 sessions, not the mesh's 10
     # Every node has every other pod CIDR via the node that announces it, never via a reflector.
     for name in NAMES:
