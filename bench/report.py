@@ -307,6 +307,12 @@ def forks_section(data):
     return "\n\n".join(out)
 
 
+def spread(path):
+    """The iperf3 runs' range in Gbit/s: on a loaded machine it says how far the median can be trusted."""
+    values = [r["bps"] / 1e9 for r in path.get("tcp") or [] if r.get("bps")]
+    return "%.2f–%.2f" % (min(values), max(values)) if values else "–"
+
+
 def data_section(data):
     out = []
     for key, title in (("data", "on this machine (network namespaces)"), ("vm", "in the qemu VM")):
@@ -324,7 +330,8 @@ def data_section(data):
         rows, pm = [], []
         for mode, e in section.get("modes", {}).items():
             u, p = e["underlay"], e["pod"]
-            rows.append([mode, fmt(u["tcp_bps"] / 1e9, 2), fmt(p["tcp_bps"] / 1e9, 2), fmt(100 * e["fraction_tcp"], 0, " %"),
+            rows.append([mode, fmt(u["tcp_bps"] / 1e9, 2), fmt(p["tcp_bps"] / 1e9, 2), spread(u), spread(p),
+                         fmt(100 * e["fraction_tcp"], 0, " %"),
                          fmt(1000 * u["ping"]["avg"], 0), fmt(1000 * p["ping"]["avg"], 0),
                          fmt(u["ping"]["avg"] / p["ping"]["avg"] * 100, 0, " %")])
             for path, r in (("underlay", u), ("pod to pod", p)):
@@ -333,7 +340,8 @@ def data_section(data):
                            "yes" if q.get("passes_mtu_minus_28") else "NO",
                            "yes" if q.get("fails_mtu_minus_27") else "NO", "ok" if q.get("ok") else "MISMATCH"])
         out.append("### %s\n\n" % title + table(
-            ["mode", "underlay TCP Gbit/s", "pod TCP Gbit/s", "pod / underlay TCP", "underlay ping µs",
+            ["mode", "underlay TCP Gbit/s", "pod TCP Gbit/s", "underlay runs, min–max", "pod runs, min–max",
+             "pod / underlay TCP", "underlay ping µs",
              "pod ping µs", "underlay / pod latency"], rows))
         out.append("Path MTU %s: the largest ping with DF set that passes, found by bisection.\n\n" % title.split(" (")[0]
                    + table(["mode", "path", "MTU (sender)", "largest DF payload", "MTU − 28", "MTU − 28 passes",
