@@ -19,8 +19,8 @@ description:
     oneshot that runs the script at boot after C(network-online.target) and the underlay device
     O(iface). The unit is C(BindsTo) and C(WantedBy) the device unit
     C(sys-subsystem-net-devices-IFACE.device), so when the interface goes away and comes back
-    (a driver reload, a hot-plugged NIC) the replay runs again. It is enabled, not started: the
-    converge that wrote it has just built the same state.
+    (a driver reload, a hot-plugged NIC) the replay runs again. It is enabled, not started (the
+    converge that wrote it has just built the same state).
   - Elsewhere (O(service=none), for example a lab node, a network namespace without systemd) only the
     script is written; run it by hand.
   - With O(state=absent), the unit is disabled and removed, then the script.
