@@ -43,7 +43,8 @@ def lab(tmp_path_factory):
 
 def pod_state(lab):
     """What the pods hold (links without their random veth MACs, IPv4 addresses and routes: podnet is
-    IPv4-only, a pod's IPv6 link-local address follows its random MAC) and the nodes' IPv4 sysctls (forwarding, proxy ARP, proxy delay, rp_filter ... of every interface)."""
+    IPv4-only, a pod's IPv6 link-local address follows its random MAC) and the nodes' IPv4 sysctls
+    (forwarding, proxy ARP, proxy delay, rp_filter ... of every interface)."""
     result = {}
     for host in sorted(lab.hosts):
         name = lab.pod(host)["name"]
@@ -53,8 +54,8 @@ def pod_state(lab):
         links = sorted((l["ifname"], l["mtu"], "UP" in l["flags"]) for l in ipj(name, "link", "show"))
         addrs = sorted((a["ifname"], i["local"], i["prefixlen"]) for a in ipj(name, "-4", "addr", "show")
                        for i in a.get("addr_info", []))
-        routes = sorted((r.get("table", "main"), r["dst"], r.get("gateway"), r.get("dev"), tuple(r.get("flags", [])))
-                        for r in ipj(name, "-4", "route", "show", "table", "all"))
+        routes = sorted((r.get("table", "main"), r["dst"], r.get("gateway"), r.get("dev"),
+                         tuple(r.get("flags", []))) for r in ipj(name, "-4", "route", "show", "table", "all"))
         result[name] = dict(links=links, addrs=addrs, routes=routes)
     for host in sorted(lab.hosts):
         ns = lab.ns(host)
@@ -125,7 +126,8 @@ def test_rendered_scripts_build_what_site_yml_builds(lab, tmp_path):
     lab.play("playbooks/render.yml", "-e", "mode=vxlan", "-e", "render_dir=%s" % out, *lab.policy)
     scripts = dict((h, str(out / ("%s.sh" % h))) for h in sorted(lab.hosts))
     assert sorted(os.listdir(out)) == ["h1.sh", "h2.sh"]
-    lint = subprocess.run(["shellcheck", "--shell=sh"] + list(scripts.values()), capture_output=True, text=True)
+    lint = subprocess.run(["shellcheck", "--shell=sh"] + list(scripts.values()), capture_output=True, text=True,
+                          check=False)
     assert lint.returncode == 0, lint.stdout
     assert snapshot(lab)["nodes"] == lab.pristine, "render.yml changed a node"
     for host, path in scripts.items():
@@ -180,7 +182,7 @@ def test_unit_verifies_and_replay_installs_it(namespaces, tmp_path):
     path = str(tmp_path / "state" / "n1-replay.sh")
     unit = tmp_path / "podnet-replay.service"
     unit.write_text(script.unit_text(path, "eth0"))
-    proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     ns = namespaces.add("u")
     args = dict(path=path, script="#!/bin/sh\n:\n", iface="eth0", unit_dir=str(tmp_path / "units"))
