@@ -10,7 +10,8 @@ for the neighbour and FDB entries, ``route.plan`` for the routes, ``chain.plan_m
 chains, so the script and a converge decide with the same code. Then it makes each command
 safe to run again on a node that already holds it:
 
-* ``ip netns add`` and ``ip link add`` run only when the namespace or device is absent;
+* ``ip netns add`` and ``ip link add`` run only when the namespace or device is absent (a pod's
+  stale /run/netns entry, which a container's restart leaves, is deleted first, as pod_netns does);
 * ``ip addr add`` on the tunnel becomes ``ip addr replace`` (pods already use replace);
 * routes (``ip route replace ... proto 150``), neighbours (``ip neigh replace``), FDB entries
   (``bridge fdb replace``, and ``append`` for the flood list, which the kernel keeps once) and
@@ -23,8 +24,9 @@ The order is site.yml's: the node (ip_forward, the forward, policy and guard cha
 is in place before a tunnel can decapsulate), the pods, the mode's device, its neighbour and
 FDB entries, and last the routes (flannel's order: the kernel never has to ask).
 
-A step is ``dict(name, comment, commands)``; a command is ``dict(argv, unless=None, stdin=None)``:
-run ``argv`` unless ``unless`` (argv) succeeds, feeding ``stdin``. ``render(steps)`` writes POSIX
+A step is ``dict(name, comment, commands)``; a command is ``dict(argv, unless, stdin, tolerate)``:
+run ``argv`` unless ``unless`` (argv) succeeds, feeding ``stdin``; ``tolerate``: its failure is
+not the script's (deleting a stale entry that may not be there). ``render(steps)`` writes POSIX
 sh with every word quoted by ``shlex.quote``. Pure: nothing here touches the system.
 """
 
@@ -45,8 +47,9 @@ def _decoded(value):
     return json.loads(value) if isinstance(value, str) else value
 
 
-def command(argv, unless=None, stdin=None):
-    return dict(argv=[str(word) for word in argv], unless=unless and [str(word) for word in unless], stdin=stdin)
+def command(argv, unless=None, stdin=None, tolerate=False):
+    return dict(argv=[str(word) for word in argv], unless=unless and [str(word) for word in unless], stdin=stdin,
+                tolerate=tolerate)
 
 
 def _node_steps(plan):
@@ -74,9 +77,12 @@ def _pod_steps(plan):
         want = pod.wanted(item["name"], host_ifname=item["host_ifname"], address=item["address"],
                           gateway=item["gateway"], mtu=item.get("mtu"))
         commands = []
-        for where, args in pod.plan(want, pod.NS_ABSENT, [], []).commands:
+        # Planned as a stale namespace (its /run/netns file left, no namespace behind it, as a
+        # container's restart leaves it): delete, then add; both only when the pod is not usable.
+        usable = ["ip", "-n", want["name"], "link", "show", "lo"]
+        for where, args in pod.plan(want, pod.NS_BROKEN, [], []).commands:
             if where == "ns":
-                commands.append(command(["ip"] + args, unless=["ip", "-n", want["name"], "link", "show", "lo"]))
+                commands.append(command(["ip"] + args, unless=usable, tolerate=args[1] == "del"))
             elif where == "pod":
                 commands.append(command(["ip", "-n", want["name"]] + args))
             elif where == "sysctl":
@@ -138,6 +144,8 @@ def steps(plan):
 
 def _line(cmd):
     text = " ".join(shlex.quote(word) for word in cmd["argv"])
+    if cmd.get("tolerate"):
+        text += " 2>/dev/null || :"
     if cmd["unless"]:
         text = "%s >/dev/null 2>&1 || %s" % (" ".join(shlex.quote(word) for word in cmd["unless"]), text)
     if cmd["stdin"] is not None:

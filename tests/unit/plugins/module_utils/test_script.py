@@ -50,9 +50,13 @@ def test_vxlan_static_order_is_site_yml_s_and_flannel_s():
 
 def test_creations_run_only_when_absent_and_addresses_are_replaced():
     steps = script.steps(plan(mode="vxlan"))
-    guarded = dict((c["argv"][1], c["unless"]) for s in steps for c in s["commands"] if c["unless"]
-                   and c["argv"][0] == "ip")
-    assert guarded["netns"] == ["ip", "-n", "pod-a", "link", "show", "lo"]
+    netns = [c for s in steps for c in s["commands"] if c["argv"][1] == "netns"]
+    usable = ["ip", "-n", "pod-a", "link", "show", "lo"]
+    assert netns == [script.command(["ip", "netns", "del", "pod-a"], unless=usable, tolerate=True),
+                     script.command(["ip", "netns", "add", "pod-a"], unless=usable)]
+    text = script.render(plan(mode="vxlan"), "host1")
+    assert "ip -n pod-a link show lo >/dev/null 2>&1 || ip netns del pod-a 2>/dev/null || :\n" in text
+    assert "ip -n pod-a link show lo >/dev/null 2>&1 || ip netns add pod-a\n" in text
     adds = [c for s in steps for c in s["commands"] if c["argv"][:3] == ["ip", "link", "add"]]
     assert [c["unless"] for c in adds] == [["ip", "link", "show", "dev", "veth-pod-a"],
                                            ["ip", "link", "show", "dev", "vxlan0"]]
