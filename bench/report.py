@@ -706,6 +706,27 @@ def analysis(data):
     return "\n".join(lines)
 
 
+def replay_section(data):
+    """The boot replay's time per node (bench/replay.py, bench/results/replay.json)."""
+    replay = data.get("replay")
+    if not replay or not replay.get("runs"):
+        return ""
+    rows = [[str(e["n"]), e["mode"], str(e["pods_per_node"]), ms(e["boot"]["median_wall"]), ms(e["boot"]["max_wall"]),
+             ms(e["boot"]["median_cpu"]), ms(e["again"]["median_wall"])] for e in replay["runs"]]
+    load = replay.get("loadavg")
+    return "\n\n".join([
+        "## Boot replay: time per node (goal: under 1 s)",
+        "`bench/replay.py` (bench/results/replay.json): per size and mode, site.yml converges a lab, then every "
+        "node is wiped (its namespace and its pods' deleted, the lab makes it again with only its underlay, as "
+        "after a reboot) and the replay site.yml left (`podnet_state_dir/NODE-replay.sh`, plain `sh`) runs on each "
+        "bare node, one at a time; the lab must then hold exactly what the converge made. *again*: the same "
+        "script on a node that holds it already (a restart that kept the state). No Ansible in either.",
+        table(["N", "mode", "pods per node", "boot, median per node", "boot, slowest node", "boot CPU, median",
+               "again, median"], rows),
+        "Load average while measured: %s (a shared 2-core machine)." % (
+            ", ".join("%.2f" % v for v in load) if load else "not recorded")])
+
+
 def render(data, json_path, images):
     parts = [INTRO.format(json=json_path, pods=data.get("args", {}).get("pods"))]
     parts.append(machine_section(data))
@@ -721,6 +742,7 @@ def render(data, json_path, images):
         parts.append(forks_section(data))
         parts.append(teardown_section(data))
     parts.append(scale_section(data, images))
+    parts.append(replay_section(data))
     parts.append(data_section(data))
     parts.append(errors_section(data))
     if any(os.path.basename(i) == "benchmarks-throughput.png" for i in images):
@@ -774,6 +796,8 @@ def merge(paths):
                 # The data plane per mode, likewise (a later run's mode replaces an earlier one's).
                 modes = dict((data.get("data") or {}).get("modes") or {}, **more["data"].get("modes", {}))
                 data["data"] = dict(more["data"], modes=modes)
+            if more.get("replay"):
+                data["replay"] = more["replay"]
         merge_scale(data, *scale_runs, source=source, machine=more.get("machine"))
     # The wall time of the lab's runs (the scale section gives its own times).
     data["wall"] = sum(more.get("wall") or 0 for _path, more in loaded

@@ -24,6 +24,7 @@ import json
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.podnet.fabric.plugins.module_utils import model, node_plan as planner, underlay
+from ansible_collections.podnet.fabric.plugins.module_utils import script as renderer
 from ansible_collections.podnet.fabric.plugins.module_utils import verify_plan as verifier
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
@@ -111,6 +112,14 @@ def as_json(plan):
     return plan
 
 
+def node_script(plan, host):
+    """``podnet_plan | podnet.fabric.node_script(inventory_hostname)``: the POSIX sh script that builds
+    this node from scratch (script.py), the boot replay's and playbooks/render.yml's one text."""
+    if not isinstance(plan, dict) or "routes" not in plan:
+        raise AnsibleFilterError("podnet: host %s: expected the node's plan (podnet_plan)" % host)
+    return _podnet(renderer.render, plan, host)
+
+
 def verify_plan(data, host, mtu, hostvars):
     """``validate_cluster | podnet.fabric.verify_plan(inventory_hostname, podnet_plan.mtu, hostvars)``:
     this node's probes and, for the capture, the sender chosen among the nodes read."""
@@ -122,4 +131,4 @@ def verify_plan(data, host, mtu, hostvars):
 class FilterModule(object):
     def filters(self):
         return dict(cluster=cluster, validate_inventory=validate_inventory, check_underlay=check_underlay,
-                    node_plan=node_plan, verify_plan=verify_plan)
+                    node_plan=node_plan, node_script=node_script, verify_plan=verify_plan)

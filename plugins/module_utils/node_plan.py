@@ -66,7 +66,11 @@ def plan(cluster, name, fact):
                   # During a mode switch the node role writes this: the guard also covers the old
                   # mode's device; the cleanup role deletes the device, then writes ``iptables``.
                   iptables_switch=netfilter.chains(cluster, node, [d["kind"] for d in absent]) if absent else None,
-                  sysctl_file="%s/%s-sysctl.json" % (s["state_dir"].rstrip("/"), name))
+                  sysctl_file="%s/%s-sysctl.json" % (s["state_dir"].rstrip("/"), name),
+                  # The node role's kernel parameters; the boot replay (script.py) writes them too.
+                  sysctls={"net.ipv4.ip_forward": 1}, iface=iface,
+                  # The node's commands as a script (script.py), kept for the boot replay.
+                  replay_file="%s/%s-replay.sh" % (s["state_dir"].rstrip("/"), name))
     result["warnings"] = rp_filter.warnings(name, iface, tunnel and tunnel["name"],
                                             [p["host_ifname"] for p in node.pods], fact)
     # bgp needs only this node's own fact (a peer is on its subnet when its node_ip is).

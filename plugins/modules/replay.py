@@ -1,0 +1,235 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: podnet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: replay
+short_description: Keep a node's pod network across reboots (the boot replay script and its systemd unit)
+version_added: 0.1.0
+description:
+  - Writes O(script) (the node's commands, rendered by the C(podnet.fabric.node_script) filter from the
+    node's plan) to O(path), mode 0755. It builds the node's pods, tunnel, neighbour and FDB entries,
+    routes, chains and sysctls from scratch with plain iproute2, iptables-restore and sysctl, and is
+    safe to run again on a node that holds them already.
+  - On a host run by systemd (O(service=systemd), or V(auto) in the host's own network namespace)
+    it also writes and enables the unit O(unit) (checked with C(systemd-analyze verify) first), a
+    oneshot that runs the script at boot after C(network-online.target) and the underlay device
+    O(iface). The unit is C(BindsTo) and C(WantedBy) the device unit
+    C(sys-subsystem-net-devices-IFACE.device), so when the interface goes away and comes back
+    (a driver reload, a hot-plugged NIC) the replay runs again. It is enabled, not started (the
+    converge that wrote it has just built the same state).
+  - Elsewhere (O(service=none), for example a lab node, a network namespace without systemd) only the
+    script is written; run it by hand.
+  - With O(state=absent), the unit is disabled and removed, then the script.
+author:
+  - podnet developers (@podnet)
+options:
+  path:
+    description: Where the script goes (podnet_state_dir/NODE-replay.sh in site.yml).
+    type: path
+    required: true
+  script:
+    description: The script's text. Required with O(state=present).
+    type: str
+  iface:
+    description: The node's underlay interface the unit waits for and binds to. Required when the unit is written.
+    type: str
+  service:
+    description:
+      - How the script runs at boot. V(auto) is V(systemd) when C(/run/systemd/system) exists and the module
+        runs in PID 1's network namespace, else V(none).
+    type: str
+    choices: [auto, none, systemd]
+    default: auto
+  unit:
+    description: The systemd unit (O(service=systemd)).
+    type: str
+    default: podnet-replay.service
+  unit_dir:
+    description: Where the unit file goes (O(service=systemd)).
+    type: path
+    default: /etc/systemd/system
+  state:
+    description: V(present) writes the script (and the unit); V(absent) removes them.
+    type: str
+    choices: [present, absent]
+    default: present
+requirements:
+  - systemd (C(systemctl), C(systemd-analyze)) for O(service=systemd).
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying the target.
+    support: full
+    details: Nothing changes; the result's C(commands) lists what would run.
+  diff_mode:
+    description: Returns details on what has changed (or would change in check mode) when in diff mode.
+    support: full
+    details: The script, the unit and whether it is enabled, before and after.
+  platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
+    platforms: posix
+notes:
+  - Commands run as argument lists, never through a shell.
+"""
+
+EXAMPLES = r"""
+- name: Keep the node's pod network across reboots
+  podnet.fabric.replay:
+    path: "{{ podnet_plan.replay_file }}"
+    script: "{{ podnet_plan | podnet.fabric.node_script(inventory_hostname) }}"
+    iface: "{{ podnet_plan.iface }}"
+
+- name: Forget it (teardown)
+  podnet.fabric.replay:
+    path: /var/lib/podnet/host1-replay.sh
+    state: absent
+"""
+
+RETURN = r"""
+commands:
+  description: The commands that ran (or would run), as argument lists.
+  returned: always
+  type: list
+  elements: list
+  sample: [["/usr/bin/systemctl", "daemon-reload"], ["/usr/bin/systemctl", "enable", "podnet-replay.service"]]
+service:
+  description: How the script runs at boot (none or systemd).
+  returned: always
+  type: str
+  sample: systemd
+unit_file:
+  description: The unit's path (null unless O(service) is systemd).
+  returned: always
+  type: str
+  sample: /etc/systemd/system/podnet-replay.service
+"""
+
+import os
+import tempfile
+
+from ansible_collections.podnet.fabric.plugins.module_utils import script as renderer
+from ansible_collections.podnet.fabric.plugins.module_utils import skeleton, validate
+from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
+from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
+
+
+def service_kind(module):
+    kind = module.params["service"]
+    if kind != "auto":
+        return kind
+    if os.path.isdir("/run/systemd/system"):
+        try:
+            if os.readlink("/proc/self/ns/net") == os.readlink("/proc/1/ns/net"):
+                return "systemd"
+        except OSError:
+            pass
+    return "none"
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except (IOError, OSError):
+        return None
+
+
+def _write(path, text, mode):
+    directory = os.path.dirname(path)
+    if directory:
+        # exist_ok: the lab's nodes share one machine and may make it at the same time.
+        os.makedirs(directory, 0o755, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w") as handle:
+        handle.write(text)
+    os.chmod(tmp, mode)
+    os.rename(tmp, path)
+
+
+def _verify(runner, unit, text):
+    """``systemd-analyze verify`` on a scratch copy: a unit systemd would refuse is never installed."""
+    scratch = tempfile.mkdtemp(prefix="podnet-unit-")
+    path = os.path.join(scratch, unit)
+    try:
+        _write(path, text, 0o644)
+        rc, out, err = runner.try_read("systemd-analyze", ["verify", path])
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+        os.rmdir(scratch)
+    if rc != 0:
+        raise PodnetError("systemd-analyze verify refuses the unit: %s" % (err or out).strip())
+
+
+def converge(module):
+    p = module.params
+    if not p["path"].startswith("/"):
+        raise PodnetError("path: %r is not an absolute path" % p["path"])
+    if not p["unit"].endswith(".service") or "/" in p["unit"] or len(p["unit"]) <= len(".service"):
+        raise PodnetError("unit: %r must be a NAME.service" % p["unit"])
+    present = p["state"] == "present"
+    if present and p["script"] is None:
+        raise PodnetError("script: the script's text is required with state=present")
+    kind = service_kind(module)
+    if present and kind == "systemd":
+        validate.ifname(p["iface"], "iface")
+    runner = Runner(module)
+    check = module.check_mode
+    unit_file = os.path.join(p["unit_dir"], p["unit"]) if kind == "systemd" else None
+    script_before = _read(p["path"])
+    unit_before = _read(unit_file) if unit_file else None
+    enabled_before = False
+    if unit_file and unit_before is not None:
+        enabled_before = runner.try_read("systemctl", ["is-enabled", "--quiet", p["unit"]])[0] == 0
+    script_after = p["script"] if present else None
+    unit_after = renderer.unit_text(p["path"], p["iface"]) if present and unit_file else None
+    changed = False
+
+    if present:
+        if script_before != script_after:
+            changed = True
+            if not check:
+                _write(p["path"], script_after, 0o755)
+        if unit_file and unit_before != unit_after:
+            changed = True
+            _verify(runner, p["unit"], unit_after)
+            if not check:
+                _write(unit_file, unit_after, 0o644)
+            runner.run("systemctl", ["daemon-reload"])
+        if unit_file and (not enabled_before or unit_before != unit_after):
+            # enable again after a rewrite: the [Install] section (the device's wants) may have changed.
+            changed = True
+            runner.run("systemctl", ["reenable" if enabled_before else "enable", p["unit"]])
+    else:
+        if unit_before is not None:
+            changed = True
+            runner.run("systemctl", ["disable", p["unit"]])
+            if not check:
+                os.unlink(unit_file)
+            runner.run("systemctl", ["daemon-reload"])
+        if script_before is not None:
+            changed = True
+            if not check:
+                os.unlink(p["path"])
+
+    before = dict(script=script_before or "", unit=unit_before or "", enabled=enabled_before)
+    after = dict(script=script_after or "", unit=unit_after or "", enabled=bool(unit_after))
+    return skeleton.result(runner, changed, before, after, service=kind, unit_file=unit_file)
+
+
+def main():
+    skeleton.main(converge, dict(path=dict(type="path", required=True),
+                                 script=dict(type="str"),
+                                 iface=dict(type="str"),
+                                 service=dict(type="str", default="auto", choices=["auto", "none", "systemd"]),
+                                 unit=dict(type="str", default=renderer.UNIT),
+                                 unit_dir=dict(type="path", default="/etc/systemd/system"),
+                                 state=dict(type="str", default="present", choices=["present", "absent"])))
+
+
+if __name__ == "__main__":
+    main()
