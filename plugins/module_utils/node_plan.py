@@ -71,8 +71,14 @@ def plan(cluster, name, fact):
     # Devices of the modes not in use go (only if they are podnet's kind), and only those the node
     # told node_facts it has need a call.
     existing = fact.get("tunnels")
-    absent = [d for d in devices if not (tunnel and d["kind"] == tunnel["kind"] and d["name"] == tunnel["name"])
+    absent = [d for d in devices if not (tunnel and d["kind"] == tunnel["kind"])
               and (existing is None or existing.get(d["name"]) == d["kind"])]
+    # The mode's own device renamed: ip_tunnel deletes the old one before it makes the new one (the
+    # kernel refuses two with the same VNI and port, or the same endpoints).
+    replaces = [d["name"] for d in gone["devices"] if tunnel and d["kind"] == tunnel["kind"]
+                and (existing is None or existing.get(d["name"]) == d["kind"])]
+    if replaces:
+        tunnel["replaces"] = replaces
     result = dict(mode=cluster.mode, mtu=mtu, pods=pods, routes=routes, tunnel=tunnel,
                   fdb=_fdb(cluster, peers), devices=devices, absent_tunnels=absent,
                   iptables=netfilter.chains(cluster, node) + gone_chains,
