@@ -32,8 +32,8 @@ options:
   moved_from:
     description:
       - Save files of earlier runs elsewhere (a renamed C(podnet_state_dir); the node's record says
-        where). Their values are taken over into O(save_file) (an earlier file's value of a key wins:
-        it is the older one) and the files are removed; with O(state=absent) they are given back too.
+        where). Their values are taken over into O(save_file) (for a key in both, the earlier file's
+        value, the older one) and the files are removed; with O(state=absent) they are given back too.
     type: list
     elements: path
     default: []
