@@ -21,8 +21,8 @@ SEED = {
 FACT = {"iface": "eth0", "prefixlen": 24, "mtu": 1500, "gateway_route": True}
 
 
-def plan(settings=None, fact=None, inventory=SEED):
-    return Cluster.from_inventory(inventory, settings or {}).node_plan("host1", {"host1": fact or FACT})
+def plan(settings=None, fact=None, inventory=None):
+    return Cluster.from_inventory(inventory or SEED, settings or {}).node_plan("host1", {"host1": fact or FACT})
 
 
 def with_record(previous, **fact):
