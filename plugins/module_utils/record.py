@@ -44,14 +44,15 @@ def build(node, tunnel, chains, pods, sysctl_file, sysctl_keys):
                 sysctls=dict(file=sysctl_file, keys=sorted(sysctl_keys)))
 
 
-def check(data, where="record"):
-    """A record read from a node, checked; None stays None. Raises PodnetError naming what is wrong
-    (podnet does not guess what to remove from a record it cannot read)."""
+def check(data, where="record", read=True):
+    """A record (``read``: read from a node), checked; None stays None. Raises PodnetError naming
+    what is wrong (podnet does not guess what to remove from a record it cannot read)."""
     if data is None:
         return None
 
     def bad(what):
-        raise PodnetError("%s: %s; fix or remove the file (podnet then forgets what it made there)" % (where, what))
+        advice = "; fix or remove the file (podnet then forgets what it made there)" if read else ""
+        raise PodnetError("%s: %s%s" % (where, what, advice))
 
     if not isinstance(data, dict) or data.get("version") != VERSION:
         bad("not a podnet record of version %d" % VERSION)

@@ -142,7 +142,7 @@ def converge(module):
     present = params["state"] == "present"
     if present and params["record"] is None:
         raise PodnetError("record: required with state=present")
-    want = record.check(params["record"], "record") if present else None
+    want = record.check(params["record"], "record", read=False) if present else None
     have = read(path)
     changed = have != want
     if changed and not module.check_mode:
