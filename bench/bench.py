@@ -118,7 +118,8 @@ class Lab(object):
         inventory = dict(nodes=dict(hosts=self.hosts, vars=dict(
             ansible_connection="podnet.fabric.netns",
             ansible_python_interpreter=os.path.join(VENV_BIN, "python"),
-            node_iface="eth0", podnet_lab_prefixlen=24, podnet_state_dir=self.state_dir)))
+            node_iface="eth0", podnet_lab_prefixlen=24, podnet_state_dir=self.state_dir,
+            podnet_record_dir=self.state_dir)))
         self.inventory = os.path.join(workdir, "inventory-%s.json" % prefix)
         with open(self.inventory, "w") as handle:
             json.dump(inventory, handle, indent=1)
@@ -465,7 +466,7 @@ def scale_inventory(path, n, prefix, state_dir):
             pods=[dict(name="%s%dp1" % (prefix, i + 1), ip=str(cidr.network_address + 10), host_ifname="veth-p1")])
     inventory = dict(nodes=dict(hosts=hosts, vars=dict(
         ansible_connection="bench_stub", ansible_python_interpreter="/usr/bin/python3",
-        node_iface="eth0", podnet_state_dir=state_dir)))
+        node_iface="eth0", podnet_state_dir=state_dir, podnet_record_dir=state_dir)))
     with open(path, "w") as handle:
         json.dump(inventory, handle)
     return sorted(hosts)

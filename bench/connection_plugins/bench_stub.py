@@ -15,8 +15,8 @@ stub's only work, a search from the payload's end, small beside the rest:
 
 * ``podnet.fabric.node_facts``: a plausible ``podnet_underlay`` for the node_ip it was asked
   about: eth0 holds it (prefix length ``$PODNET_BENCH_STUB_PREFIXLEN``, default 16; MTU 1500), a
-  route to the pod gateway, ip_forward 0, rp_filter 0 everywhere, no tunnel devices (a first
-  converge on a clean node);
+  route to the pod gateway, ip_forward 0, rp_filter 0 everywhere, no tunnel devices and no record
+  of what podnet made (a first converge on a clean node);
 * ``ansible.builtin.ping``: ``{"ping": "pong"}``;
 * every other module: ``{"changed": false}``.
 
@@ -84,7 +84,8 @@ def answer(name, params=None):
         # What node_facts reads on a clean node whose eth0 holds node_ip in the bench's underlay.
         fact = dict(iface="eth0", prefixlen=int(os.environ.get("PODNET_BENCH_STUB_PREFIXLEN", "16")), mtu=1500,
                     gateway_route=True, ip_forward=0, rp_filter={"all": 0, "default": 0, "eth0": 0, "lo": 0},
-                    tunnels={}, files=[])   # a clean node: none of `files` (podnet's BIRD config) exists
+                    # a clean node: none of `files` (podnet's BIRD config) exists, no record of podnet's
+                    tunnels={}, files=[], record=None)
         return dict(changed=False, ansible_facts=dict(podnet_underlay=fact))
     if short == "ping":
         return dict(changed=False, ping="pong")

@@ -51,6 +51,7 @@ DEFAULTS = dict(
     direct_routing=False,
     mtu=None,
     state_dir="/var/lib/podnet",
+    record_dir="/var/lib/podnet",
     iptables_chain="PODNET-FORWARD",
     policy=[],
     tx_checksum_offload=None,
@@ -297,8 +298,9 @@ class Cluster(object):
                             "(RFC 791); pods could not exchange ordinary traffic" % (s["mtu"], MTU_FLOOR))
         else:
             s["mtu"] = None
-        if not str(s["state_dir"]).startswith("/"):
-            raise error(where, "podnet_state_dir", "%r is not an absolute path" % (s["state_dir"],))
+        for var in ("state_dir", "record_dir"):
+            if not str(s[var]).startswith("/"):
+                raise error(where, "podnet_" + var, "%r is not an absolute path" % (s[var],))
         name = _check(where, "podnet_iptables_chain", chain.chain_name, s["iptables_chain"], "podnet_iptables_chain")
         if len(chain_prefix(name) + "-POLICY") > CHAIN_MAX:
             raise error(where, "podnet_iptables_chain", "%r is too long: podnet's INPUT and policy chains are named "

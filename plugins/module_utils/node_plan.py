@@ -16,9 +16,11 @@ and a list of dicts entry by entry (plugins/module_utils/skeleton.py ``main``).
 
 from __future__ import annotations
 
-from ansible_collections.podnet.fabric.plugins.module_utils import bird, netfilter, rp_filter, underlay
+from ansible_collections.podnet.fabric.plugins.module_utils import bird, netfilter, record, rp_filter, underlay
 
 ZERO_MAC = "00:00:00:00:00:00"
+# The node's kernel parameters podnet sets (podnet.fabric.node_sysctl; teardown gives them back).
+SYSCTLS = {"net.ipv4.ip_forward": 1}
 
 
 def direct(cluster, node, fact, peer):
@@ -54,23 +56,46 @@ def plan(cluster, name, fact):
             peers.append(peer)
     devices = [dict(name=s["ipip_device"], kind="ipip"), dict(name=s["vxlan_device"], kind="vxlan")]
     tunnel = _tunnel(cluster, node, iface, mtu)
+    sysctl_file = "%s/%s-sysctl.json" % (s["state_dir"].rstrip("/"), name)
+    chains = netfilter.names(cluster)
+    # What the node's record (plugins/module_utils/record.py) lists and this run does not make: pods
+    # dropped from the inventory, devices and chains under names since renamed, the sysctls saved
+    # in a previous state directory. They go the same way as the rest (teardown too).
+    record_file = record.path(s["record_dir"], name)
+    previous = record.check(fact.get("record"), "host %s: %s" % (name, record_file))
+    gone = record.leftovers(previous, devices, chains, node.pods, sysctl_file)
+    devices += gone["devices"]
+    # A pod that left the inventory: its namespace goes only if this node's veth leads into it.
+    pods += [dict(p, state="absent", wired_only=True) for p in gone["pods"]]
+    gone_chains = [dict(name=c, state="absent") for c in gone["chains"]]
     # Devices of the modes not in use go (only if they are podnet's kind), and only those the node
     # told node_facts it has need a call.
     existing = fact.get("tunnels")
     absent = [d for d in devices if not (tunnel and d["kind"] == tunnel["kind"])
               and (existing is None or existing.get(d["name"]) == d["kind"])]
+    # The mode's own device renamed: ip_tunnel deletes the old one before it makes the new one (the
+    # kernel refuses two with the same VNI and port, or the same endpoints).
+    replaces = [d["name"] for d in gone["devices"] if tunnel and d["kind"] == tunnel["kind"]
+                and (existing is None or existing.get(d["name"]) == d["kind"])]
+    if replaces:
+        tunnel["replaces"] = replaces
     result = dict(mode=cluster.mode, mtu=mtu, pods=pods, routes=routes, tunnel=tunnel,
                   fdb=_fdb(cluster, peers), devices=devices, absent_tunnels=absent,
-                  iptables=netfilter.chains(cluster, node),
-                  iptables_absent=[dict(name=c, state="absent") for c in netfilter.names(cluster)],
+                  iptables=netfilter.chains(cluster, node) + gone_chains,
+                  iptables_absent=[dict(name=c, state="absent") for c in chains] + gone_chains,
                   # During a mode switch the node role writes this: the guard also covers the old
                   # mode's device; the cleanup role deletes the device, then writes ``iptables``.
-                  iptables_switch=netfilter.chains(cluster, node, [d["kind"] for d in absent]) if absent else None,
-                  sysctl_file="%s/%s-sysctl.json" % (s["state_dir"].rstrip("/"), name),
+                  iptables_switch=netfilter.chains(cluster, node, [d["kind"] for d in absent]) + gone_chains
+                  if absent else None,
                   # The node role's kernel parameters; the boot replay (script.py) writes them too.
-                  sysctls={"net.ipv4.ip_forward": 1}, iface=iface,
+                  sysctls=dict(SYSCTLS), iface=iface,
+                  sysctl_file=sysctl_file, sysctl_moved_from=gone["sysctl_files"],
+                  record_file=record_file,
+                  record=record.build(name, tunnel, chains, node.pods, sysctl_file, SYSCTLS),
                   # The node's commands as a script (script.py), kept for the boot replay.
-                  replay_file="%s/%s-replay.sh" % (s["state_dir"].rstrip("/"), name))
+                  replay_file="%s/%s-replay.sh" % (s["state_dir"].rstrip("/"), name),
+                  # The script in a state directory renamed since (the record's old sysctl file's).
+                  replay_moved_from=["%s/%s-replay.sh" % (old.rsplit("/", 1)[0], name) for old in gone["sysctl_files"]])
     result["warnings"] = rp_filter.warnings(name, iface, tunnel and tunnel["name"],
                                             [p["host_ifname"] for p in node.pods], fact)
     # bgp needs only this node's own fact (a peer is on its subnet when its node_ip is).

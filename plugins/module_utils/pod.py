@@ -72,9 +72,10 @@ def check_address(address, option="address", gateway=None):
 
 
 def wanted(name, ifname=DEFAULT_IFNAME, host_ifname=None, address=None, gateway=DEFAULT_GATEWAY,
-           mtu=None, proxy_arp=True, host_route=True, state="present", node_netns=None, forwarding=True):
+           mtu=None, proxy_arp=True, host_route=True, state="present", node_netns=None, forwarding=True,
+           wired_only=False):
     """Validate and normalise the options; raise ``PodnetError`` naming the option."""
-    want = dict(name=validate.netns_name(name, "name"), state=state)
+    want = dict(name=validate.netns_name(name, "name"), state=state, wired_only=bool(wired_only))
     if node_netns is not None and name == node_netns:
         raise PodnetError("name: %r is the node namespace given in netns; a pod needs its own namespace"
                           % name)
@@ -272,8 +273,12 @@ def plan(want, namespace, node_links, node_routes, peer_ns=None, pod_links=None,
         if veth_ok:
             steps.extend(("node", args) for args in route_cmds)
             node("link", "del", host_ifname)
-        if namespace != NS_ABSENT:
+        if namespace != NS_ABSENT and (veth_ok or not want["wired_only"]):
             steps.append(("ns", ["netns", "del", name]))
+        elif namespace != NS_ABSENT:
+            warnings.append("name: namespace %r is not wired to this node by a veth %r; left untouched (wired_only)"
+                            % (name, host_ifname))
+            return Plan(steps, before, before, warnings, host_mac=None, mac=None)
         return Plan(steps, before, _state(NS_ABSENT, False), warnings, host_mac=None, mac=None)
 
     if not veth_ok and pod_if is not None:

@@ -73,7 +73,8 @@ def _node_steps(plan):
 
 
 def _pod_steps(plan):
-    for item in plan["pods"]:
+    # A pod the node's record lists and the inventory dropped (state absent) is not built.
+    for item in (p for p in plan["pods"] if p.get("state", "present") == "present"):
         want = pod.wanted(item["name"], host_ifname=item["host_ifname"], address=item["address"],
                           gateway=item["gateway"], mtu=item.get("mtu"))
         commands = []
@@ -133,7 +134,7 @@ def steps(plan):
     if plan.get("fdb") and (_decoded(plan["fdb"]["entries"]) or _decoded(plan["fdb"]["neighbors"])):
         result.append(_fdb_step(plan))
     routes = route.wanted(_decoded(plan["routes"]))
-    peers = [r for r in routes if r["dev"] not in set(p["host_ifname"] for p in plan["pods"])]
+    peers = [r for r in routes if r["dev"] not in set(p.get("host_ifname") for p in plan["pods"])]
     how = dict(bgp="none here: BIRD (its own unit, podnet-bird.service) learns them",
                **{"host-gw": "via the peer on the underlay"}).get(plan["mode"], "through the tunnel")
     result.append(dict(name="routes", comment="Every peer's pod CIDR (%s), tagged proto 150 (podnet.fabric.node_route)"

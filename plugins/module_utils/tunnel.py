@@ -117,6 +117,8 @@ def wanted(params):
             seen[address] = index
         want["addresses"] = sorted(seen, key=_addr_key)
     want["recreate"] = bool(params.get("recreate", True))
+    want["replaces"] = [validate.ifname(old, "replaces[%d]" % index)
+                        for index, old in enumerate(params.get("replaces") or [])]
     offload = params.get("tx_checksum_offload")
     want["tx_checksum_offload"] = None if offload is None else bool(offload)
 
@@ -342,6 +344,13 @@ def plan(want, have, names=None, offload=None):
                             % (name, describe_kind(have["kind"]), want["kind"]))
         return Plan([], None, None, warnings, action="none", reasons=[])
 
+    # The devices this one replaces (a renamed podnet_vxlan_device or podnet_ipip_device: the node's
+    # record names them) go first, only when of this kind: the kernel would refuse a second device
+    # with the same VNI and port (vxlan) or the same endpoints (ipip).
+    for old in want.get("replaces") or []:
+        if old != name and names.get(old, ("", None))[0] == want["kind"]:
+            commands.append(("ip", ["link", "del", old]))
+            names = dict((k, v) for k, v in names.items() if k != old)
     _check_neighbours(want, names)
     reasons = immutable_differences(want, have) if ours else []
     if reasons and not want["recreate"]:

@@ -98,6 +98,14 @@ options:
       - With V(false), the module fails and names those attributes instead.
     type: bool
     default: true
+  replaces:
+    description:
+      - Devices this one replaces (podnet's device under an earlier name, from the node's record).
+        Each that exists and is of kind O(kind) is deleted first (its routes, FDB and neighbour
+        entries go with it); one of another kind is left alone. Ignored with O(state=absent).
+    type: list
+    elements: str
+    default: []
   tx_checksum_offload:
     description:
       - Turn the device's C(tx-checksum-ip-generic) offload on or off with C(ethtool -K).
@@ -244,6 +252,7 @@ def main():
         mtu=dict(type="int"),
         addresses=dict(type="list", elements="str"),
         recreate=dict(type="bool", default=True),
+        replaces=dict(type="list", elements="str", default=[]),
         tx_checksum_offload=dict(type="bool"),
     ))
 

@@ -15,7 +15,9 @@ description:
     IPv4 forwarding is on, the rp_filter setting of C(all), C(default) and every interface (the
     planner warns where it can drop pod traffic), and the ipip and vxlan devices that exist (so a
     run removes a previous mode's device only when there is one), and which of O(files) exist
-    (the validate role asks about podnet's BIRD config, so only a node that has one stops it).
+    (the validate role asks about podnet's BIRD config, so only a node that has one stops it), and
+    the node's record of what podnet made (O(record); the node's plan removes what it lists and the
+    inventory no longer wants).
   - Read-only, in three reads (C(ip -details -json addr show), C(ip route get), one C(sysctl)).
     Returns the fact C(podnet_underlay).
 author:
@@ -39,6 +41,12 @@ options:
     type: list
     elements: path
     default: []
+  record:
+    description:
+      - The node's record of what podnet made (JSON, written by M(podnet.fabric.node_record)); its
+        content is returned in C(record) of the fact, C(null) when the file does not exist. A file
+        that is not JSON fails the module.
+    type: path
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying the target.
@@ -73,16 +81,34 @@ ansible_facts:
       returned: always
       sample: {"iface": "eth0", "prefixlen": 24, "mtu": 1500, "gateway_route": true, "ip_forward": 1,
                "rp_filter": {"all": 0, "default": 0, "eth0": 0, "lo": 0, "flannel.1": 0},
-               "tunnels": {"flannel.1": "vxlan"}, "files": ["/var/lib/podnet/host1-bird.conf"]}
+               "tunnels": {"flannel.1": "vxlan"}, "files": ["/var/lib/podnet/host1-bird.conf"],
+               "record": {"version": 1, "node": "host1", "devices": [{"name": "vxlan0", "kind": "vxlan"}],
+                          "chains": ["PODNET-FORWARD", "PODNET-POLICY", "PODNET-INPUT"],
+                          "pods": [{"name": "pod-a", "host_ifname": "veth-pod-a"}],
+                          "sysctls": {"file": "/var/lib/podnet/host1-sysctl.json", "keys": ["net.ipv4.ip_forward"]}}}
 """
 
+import json
 import os
 
 from ansible_collections.podnet.fabric.plugins.module_utils import skeleton, validate
 from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
+from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
 # Devices of these kinds are reported in ``tunnels`` (podnet's modes make them).
 TUNNEL_KINDS = ("ipip", "vxlan")
+
+
+def read_record(path):
+    """The record's content (JSON), or None without a path or a file."""
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except ValueError as exc:
+        raise PodnetError("record: %s is not JSON (%s); fix or remove it (podnet then forgets what it made)"
+                          % (path, exc))
 
 
 def converge(module):
@@ -91,7 +117,8 @@ def converge(module):
     runner = Runner(module, module.params["netns"])
 
     fact = dict(iface=None, prefixlen=None, mtu=None, gateway_route=False, rp_filter={}, ip_forward=None,
-                tunnels={}, files=[path for path in module.params["files"] if os.path.lexists(path)])
+                tunnels={}, files=[path for path in module.params["files"] if os.path.lexists(path)],
+                record=read_record(module.params["record"]))
     names = []
     for link in runner.read_json("ip", ["-details", "addr", "show"]):
         names.append(link["ifname"])
@@ -122,6 +149,7 @@ def main():
     skeleton.main(converge, dict(node_ip=dict(type="str", required=True),
                                  pod_gateway=dict(type="str", default="169.254.10.24"),
                                  files=dict(type="list", elements="path", default=[]),
+                                 record=dict(type="path"),
                                  netns=dict(type="str")))
 
 

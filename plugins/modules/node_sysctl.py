@@ -29,6 +29,14 @@ options:
     description: Where the values before podnet are kept (JSON). One file per node.
     type: path
     required: true
+  moved_from:
+    description:
+      - Save files of earlier runs elsewhere (a renamed C(podnet_state_dir); the node's record says
+        where). Their values are taken over into O(save_file) (for a key in both, the earlier file's
+        value, the older one) and the files are removed; with O(state=absent) they are given back too.
+    type: list
+    elements: path
+    default: []
 """
 
 EXAMPLES = r"""
@@ -42,6 +50,13 @@ EXAMPLES = r"""
   podnet.fabric.node_sysctl:
     state: absent
     save_file: /var/lib/podnet/host1-sysctl.json
+
+- name: The state directory was renamed - take the values before podnet along
+  podnet.fabric.node_sysctl:
+    settings:
+      net.ipv4.ip_forward: 1
+    save_file: /srv/podnet/host1-sysctl.json
+    moved_from: [/var/lib/podnet/host1-sysctl.json]
 """
 
 RETURN = r"""
@@ -98,30 +113,41 @@ def save(path, saved):
         os.unlink(path)
 
 
+def load(path):
+    """The values saved in ``path`` ({} without the file)."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        return json.load(handle)
+
+
 def converge(module):
     params = module.params
     settings = wanted(params["settings"])
     runner = Runner(module, params["netns"])
     path = params["save_file"]
-    saved = {}
-    if os.path.exists(path):
-        with open(path) as handle:
-            saved = json.load(handle)
+    moved = [old for old in params["moved_from"] if old != path and os.path.exists(old)]
+    saved = load(path)
+    taken = dict(saved)
+    for old in moved:
+        taken.update(load(old))
 
     present = params["state"] == "present"
-    target = settings if present else saved
+    target = settings if present else taken
     keys = sorted(target)
     current = dict(zip(keys, runner.read("sysctl", ["-n"] + keys).split())) if keys else {}
     changes = dict((k, target[k]) for k in keys if current.get(k) != target[k])
     for key in sorted(changes):
         runner.run("sysctl", ["-w", "%s=%s" % (key, changes[key])])
-    new_saved = dict(saved) if present else {}
+    new_saved = dict(taken) if present else {}
     if present:
         for key in changes:
             new_saved.setdefault(key, current[key])
-    file_changed = new_saved != saved or (not present and os.path.exists(path))
+    file_changed = new_saved != saved or (not present and os.path.exists(path)) or bool(moved)
     if file_changed and not module.check_mode:
         save(path, new_saved)
+        for old in moved:
+            os.unlink(old)
     after = dict(current)
     after.update(changes)
     return skeleton.result(runner, bool(changes) or file_changed, dict(sysctl=current), dict(sysctl=after),
@@ -131,7 +157,8 @@ def converge(module):
 def main():
     skeleton.main(converge, dict(skeleton.COMMON_ARGS,
                                  settings=dict(type="dict", default={}),
-                                 save_file=dict(type="path", required=True)))
+                                 save_file=dict(type="path", required=True),
+                                 moved_from=dict(type="list", elements="path", default=[])))
 
 
 if __name__ == "__main__":

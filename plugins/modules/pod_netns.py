@@ -87,6 +87,10 @@ options:
         description: As O(host_route).
         type: bool
         default: true
+      wired_only:
+        description: As O(wired_only).
+        type: bool
+        default: false
       state:
         description: As O(state).
         type: str
@@ -149,6 +153,14 @@ options:
       - A route podnet does not own to the pod's address is never touched; the module fails and shows it.
     type: bool
     default: true
+  wired_only:
+    description:
+      - With O(state=absent), remove the namespace only when the node's O(host_ifname) is this pod's
+        veth (its peer is the pod's O(ifname) in that namespace); otherwise leave it and warn. podnet's
+        purge of pods that left the inventory sets it - a namespace of that name that is not wired
+        to this node is not podnet's.
+    type: bool
+    default: false
 notes:
   - O(netns) is the B(node's) namespace; the pod's namespace is always O(name).
   - C(ip netns exec NODE CMD) runs CMD in a private mount namespace whose C(/) is a slave of the
@@ -266,6 +278,7 @@ POD_OPTIONS = dict(
     proxy_arp=dict(type="bool", default=True),
     forwarding=dict(type="bool", default=True),
     host_route=dict(type="bool", default=True),
+    wired_only=dict(type="bool", default=False),
 )
 
 
@@ -273,7 +286,7 @@ def _wanted(item, node_netns, where=""):
     try:
         return pod.wanted(item["name"], item["ifname"], item["host_ifname"], item["address"], item["gateway"],
                           item["mtu"], item["proxy_arp"], item["host_route"], item["state"], node_netns,
-                          item["forwarding"])
+                          item["forwarding"], item["wired_only"])
     except PodnetError as exc:
         raise PodnetError(where + str(exc))
 

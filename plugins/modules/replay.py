@@ -31,6 +31,13 @@ options:
     description: Where the script goes (podnet_state_dir/NODE-replay.sh in site.yml).
     type: path
     required: true
+  moved_from:
+    description:
+      - Earlier paths of the script (NODE-replay.sh in a podnet_state_dir renamed since, as the node's
+        record says), removed when they exist.
+    type: list
+    elements: path
+    default: []
   script:
     description: The script's text. Required with O(state=present).
     type: str
@@ -216,6 +223,12 @@ def converge(module):
             if not check:
                 os.unlink(p["path"])
 
+    for old in p["moved_from"]:
+        if old != p["path"] and os.path.lexists(old):
+            changed = True
+            if not check:
+                os.unlink(old)
+
     before = dict(script=script_before or "", unit=unit_before or "", enabled=enabled_before)
     after = dict(script=script_after or "", unit=unit_after or "", enabled=bool(unit_after))
     return skeleton.result(runner, changed, before, after, service=kind, unit_file=unit_file)
@@ -223,6 +236,7 @@ def converge(module):
 
 def main():
     skeleton.main(converge, dict(path=dict(type="path", required=True),
+                                 moved_from=dict(type="list", elements="path", default=[]),
                                  script=dict(type="str"),
                                  iface=dict(type="str"),
                                  service=dict(type="str", default="auto", choices=["auto", "none", "systemd"]),

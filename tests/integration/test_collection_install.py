@@ -75,7 +75,8 @@ def test_installed_collection_converges_and_verifies_a_lab_from_another_folder(i
     inventory = user / "inventory.yml"
     inventory.write_text(yaml.safe_dump(dict(nodes=dict(hosts=hosts, vars=dict(
         ansible_connection="podnet.fabric.netns", ansible_python_interpreter=os.path.join(VENV_BIN, "python"),
-        node_iface="eth0", podnet_state_dir=str(installed["tmp"] / "state"))))))
+        node_iface="eth0", podnet_state_dir=str(installed["tmp"] / "state"),
+        podnet_record_dir=str(installed["tmp"] / "state"))))))
     lab = ["-e", "lab_switch_prefix=%ssw" % prefix, "-e", "lab_router=%srt" % prefix]
     playbook = os.path.join(VENV_BIN, "ansible-playbook")
     try:

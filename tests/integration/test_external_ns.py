@@ -33,7 +33,8 @@ class Nodes(object):
             yaml.safe_dump(dict(nodes=dict(hosts=hosts, vars=dict(
                 ansible_connection="podnet.fabric.netns",
                 ansible_python_interpreter=os.path.join(VENV_BIN, "python"),
-                podnet_state_dir=self.state_dir))), handle)
+                podnet_state_dir=self.state_dir,
+                podnet_record_dir=self.state_dir))), handle)
 
 
 def build_node(switch, ns, address, port):

@@ -33,7 +33,8 @@ class Lab(object):
         inventory = dict(nodes=dict(hosts=self.hosts, vars=dict(
             ansible_connection="podnet.fabric.netns",
             ansible_python_interpreter=os.path.join(VENV_BIN, "python"),
-            node_iface="eth0", podnet_lab_prefixlen=24, podnet_state_dir=self.state_dir)))
+            node_iface="eth0", podnet_lab_prefixlen=24, podnet_state_dir=self.state_dir,
+            podnet_record_dir=self.state_dir)))
         self.lab_vars = ["-e", "lab_switch_prefix=%ssw" % self.prefix, "-e", "lab_router=%srt" % self.prefix]
         self.inventory = str(tmp_path / "inventory.yml")
         with open(self.inventory, "w") as handle:

@@ -180,7 +180,8 @@ class SshLab(object):
             ansible_become=True, ansible_become_method="ansible.builtin.sudo",
             # The node's own Python, as on a real host (not the controller's venv).
             ansible_python_interpreter="/usr/bin/python3",
-            node_iface="eth0", podnet_state_dir=self.lab.state_dir)
+            node_iface="eth0", podnet_state_dir=self.lab.state_dir,
+            podnet_record_dir=self.lab.state_dir)
         with open(self.inventory, "w") as handle:
             yaml.safe_dump(dict(nodes=dict(hosts=hosts, vars=group_vars)), handle)
 

@@ -361,3 +361,13 @@ def test_check_address_names_the_option(address, words):
         pod.check_address(address, "pods[0].ip", "169.254.10.24")
     assert str(err.value).startswith("pods[0].ip: ") and words in str(err.value)
     assert pod.check_address("192.168.11.10/24", "pods[0].ip", "169.254.10.24") == "192.168.11.10/24"
+
+
+def test_absent_wired_only_removes_a_namespace_only_through_its_veth():
+    # Wired to this node: everything goes, as without wired_only.
+    assert len(run(want(state="absent", wired_only=True))[0]) == 3
+    # Not wired to this node (no such veth, or a veth into another namespace): left alone, with a warning.
+    for kw in (dict(node_links=node_links(), peer_ns=None, sysctls=None),
+               dict(peer_ns="someone-else", sysctls=None)):
+        steps, before, after, _facts, warnings = run(want(state="absent", wired_only=True), **kw)
+        assert steps == [] and after == before and any("wired_only" in w for w in warnings)

@@ -296,3 +296,17 @@ def test_missing_underlay_and_taken_vni_or_endpoint_are_refused_before_anything(
     tunl0 = ipip_link(local="any")
     tunl0["ifname"] = "tunl0"
     assert run(IPIP, [tunl0])["action"] == "create"
+
+
+def test_replaces_deletes_the_renamed_device_of_its_kind_first():
+    old = vxlan_link()   # vxlan0 holds VNI 100 on port 4789
+    result = run(dict(VXLAN, name="vx1"), [old], replaces=["vxlan0"])
+    assert result["action"] == "create"
+    assert ip_args(result)[0] == ["link", "del", "vxlan0"] and ip_args(result)[1][:3] == ["link", "add", "vx1"]
+    # Not of this kind: left alone, and the usual checks apply.
+    bridge = link("br9", "bridge")
+    assert ip_args(run(dict(VXLAN, name="vx1"), [bridge], replaces=["br9"]))[0][:3] == ["link", "add", "vx1"]
+    # Gone already, or the device itself: nothing more.
+    assert run(VXLAN, [vxlan_link()], replaces=["vxlan0", "old0"])["action"] == "none"
+    with pytest.raises(PodnetError, match=r"replaces\[0\]"):
+        run(VXLAN, [], replaces=["bad name"])

@@ -1,0 +1,170 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: podnet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: node_record
+short_description: Keep the record of what podnet made on a node
+version_added: 0.1.0
+description:
+  - Writes the node's record (JSON) - the tunnel devices podnet made and their kinds, its iptables
+    chains, its pods and their host veths, where the values before podnet of the sysctls it set are
+    saved. site.yml writes it at the end of a run; the next run reads it (M(podnet.fabric.node_facts),
+    O(podnet.fabric.node_facts#module:record)) and removes what it lists and the inventory no longer
+    wants - pods dropped from the inventory, devices and chains under names since renamed, sysctls
+    saved in a previous state directory. teardown.yml removes it last.
+  - The file is replaced atomically (a temporary file in the same directory, then a rename), and only
+    when its content changes.
+author:
+  - podnet developers (@podnet)
+options:
+  path:
+    description: The record file, C(<podnet_record_dir>/<node>-record.json). Its directory is made if needed.
+    type: path
+    required: true
+  record:
+    description:
+      - The record (the node plan's C(record)). Required with O(state=present).
+    type: dict
+    suboptions:
+      version:
+        description: The record format, C(1).
+        type: int
+        required: true
+      node:
+        description: The node's inventory hostname.
+        type: str
+        required: true
+      devices:
+        description: The tunnel devices podnet made.
+        type: list
+        elements: dict
+        required: true
+      chains:
+        description: podnet's iptables chains (filter table).
+        type: list
+        elements: str
+        required: true
+      pods:
+        description: The pods podnet made, C({name, host_ifname}).
+        type: list
+        elements: dict
+        required: true
+      sysctls:
+        description: C({file, keys}) - where M(podnet.fabric.node_sysctl) saved the values before podnet.
+        type: dict
+        required: true
+  state:
+    description: V(present) writes the record; V(absent) removes the file.
+    type: str
+    choices: [present, absent]
+    default: present
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying the target.
+    support: full
+  diff_mode:
+    description: Returns details on what has changed (or would change in check mode) when in diff mode.
+    support: full
+    details: The record before and after.
+  platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Record what podnet made on this node
+  podnet.fabric.node_record:
+    path: "{{ podnet_plan.record_file }}"
+    record: "{{ podnet_plan.record }}"
+
+- name: Forget it (teardown)
+  podnet.fabric.node_record:
+    path: /var/lib/podnet/host1-record.json
+    state: absent
+"""
+
+RETURN = r"""
+record:
+  description: The record after the run (null after O(state=absent)).
+  returned: always
+  type: dict
+  sample: {"version": 1, "node": "host1", "devices": [{"name": "vxlan0", "kind": "vxlan"}],
+           "chains": ["PODNET-FORWARD", "PODNET-POLICY", "PODNET-INPUT"],
+           "pods": [{"name": "pod-a", "host_ifname": "veth-pod-a"}],
+           "sysctls": {"file": "/var/lib/podnet/host1-sysctl.json", "keys": ["net.ipv4.ip_forward"]}}
+commands:
+  description: Always empty (the module writes one file, it runs no command).
+  returned: always
+  type: list
+  elements: list
+  sample: []
+"""
+
+import json
+import os
+
+from ansible_collections.podnet.fabric.plugins.module_utils import record, skeleton
+from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
+from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
+
+
+def read(path):
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except ValueError:
+        return "(not JSON)"
+
+
+def write(path, data):
+    """Replace ``path`` with ``data`` atomically: a temporary file beside it, then a rename."""
+    directory = os.path.dirname(path)
+    if directory:
+        # exist_ok: nodes of the lab share one machine and may make it at the same time.
+        os.makedirs(directory, 0o755, exist_ok=True)
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, sort_keys=True, indent=1)
+        handle.write("\n")
+    os.rename(tmp, path)
+
+
+def converge(module):
+    params = module.params
+    path = params["path"]
+    present = params["state"] == "present"
+    if present and params["record"] is None:
+        raise PodnetError("record: required with state=present")
+    want = record.check(params["record"], "record", read=False) if present else None
+    have = read(path)
+    changed = have != want
+    if changed and not module.check_mode:
+        if present:
+            write(path, want)
+        else:
+            os.unlink(path)
+    return skeleton.result(Runner(module), changed, dict(record=have), dict(record=want), record=want)
+
+
+def main():
+    skeleton.main(converge, dict(
+        path=dict(type="path", required=True),
+        record=dict(type="dict", options=dict(
+            version=dict(type="int", required=True),
+            node=dict(type="str", required=True),
+            devices=dict(type="list", elements="dict", required=True),
+            chains=dict(type="list", elements="str", required=True),
+            pods=dict(type="list", elements="dict", required=True),
+            sysctls=dict(type="dict", required=True))),
+        state=dict(type="str", default="present", choices=["present", "absent"])))
+
+
+if __name__ == "__main__":
+    main()
