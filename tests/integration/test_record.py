@@ -121,7 +121,7 @@ def test_renamed_device_chains_and_state_dir_leave_nothing_behind(lab):
     for ns in lab.namespaces:
         assert links(ns).get("vxlan0") == "vxlan"
         assert {"PODNET-FORWARD", "PODNET-POLICY", "PODNET-INPUT"} <= set(chains(ns))
-    assert sorted(os.listdir(old_dir)) == ["h1-sysctl.json", "h2-sysctl.json"]
+    assert sorted(os.listdir(old_dir)) == ["h1-replay.sh", "h1-sysctl.json", "h2-replay.sh", "h2-sysctl.json"]
 
     write_inventory(lab, [lab.pod], podnet_policy=policy, podnet_vxlan_device="vxnew0",
                     podnet_iptables_chain="PNTR-FORWARD", podnet_state_dir=new_dir)
@@ -132,6 +132,7 @@ def test_renamed_device_chains_and_state_dir_leave_nothing_behind(lab):
         assert "PODNET-" not in saved, saved
         assert {"PNTR-FORWARD", "PNTR-POLICY", "PNTR-INPUT"} <= set(chains(ns))
     assert os.listdir(old_dir) == []
+    assert sorted(os.listdir(new_dir)) == ["h1-replay.sh", "h1-sysctl.json", "h2-replay.sh", "h2-sysctl.json"]
     for host in ("h1", "h2"):
         with open(os.path.join(new_dir, host + "-sysctl.json")) as handle:
             assert json.load(handle) == {"net.ipv4.ip_forward": "0"}
