@@ -51,14 +51,14 @@ def lock_file(lab, host):
     return os.path.join(lab.state_dir, "%s.lock" % host)
 
 
-def foreign(lab, host, expires, **holder):
-    """Write the lock of a run on another controller into ``host``'s state directory."""
+def foreign(lab, node, expires, **holder):
+    """Write the lock of a run on another controller into ``node``'s lock file."""
     data = dict(run="ops-box/other/4242/1.0", host="ops-box", user="alice", pid=4242, started=time.time() - 60,
                 playbook="ansible-playbook site.yml", controller="another-controller", acquired=time.time() - 60,
                 expires=expires, lease=3600)
     data.update(holder)
     os.makedirs(lab.state_dir, exist_ok=True)
-    with open(lock_file(lab, host), "w") as handle:
+    with open(lock_file(lab, node), "w") as handle:
         json.dump(data, handle)
     return data
 
@@ -197,8 +197,8 @@ def test_a_stale_lock_is_taken_over_with_a_warning(lab):
     here = "%s %s" % (boot_id, os.readlink("/proc/self/ns/pid"))
     foreign(lab, "h2", expires=time.time() + 3600, controller=here, pid=proc.pid, user="bob", host="this-box")
     run = lab.converge("vxlan")
-    text = " ".join(run.stdout.split())
-    assert "took over the stale lock %s: its lease ran out" % lock_file(lab, "h1") in text, run.stdout[-3000:]
+    text = " ".join((run.stdout + run.stderr).split())   # warnings go to stderr
+    assert "took over the stale lock %s: its lease ran out" % lock_file(lab, "h1") in text, text[-3000:]
     assert "took over the stale lock %s: its holder" % lock_file(lab, "h2") in text
     assert "by bob on this-box (pid %d" % proc.pid in text
     assert no_locks(lab)
@@ -266,9 +266,49 @@ class Writer(object):
         return lost
 
 
-def start(lab, playbook, *extra):
-    return subprocess.Popen([PLAYBOOK, "-i", lab.inventory, os.path.join(ROOT, playbook)] + list(extra),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(), cwd=ROOT)
+class Run(object):
+    """An ansible-playbook run in the background; its output lines go, in the order they come, into
+    ``events`` shared by the runs started together (so the test can tell which came first)."""
+
+    def __init__(self, lab, events, name, playbook, *extra):
+        self.name, self.events, self.lines = name, events, []
+        self.proc = subprocess.Popen([PLAYBOOK, "-i", lab.inventory, os.path.join(ROOT, playbook)] + list(extra),
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env=dict(env(), PYTHONUNBUFFERED="1"), cwd=ROOT)
+        self.pid = self.proc.pid
+        self.reader = threading.Thread(target=self.read, daemon=True)
+        self.reader.start()
+
+    def read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            with self.events["lock"]:
+                self.events["log"].append((self.name, line))
+
+    def communicate(self):
+        self.reader.join()
+        self.proc.wait()
+        return "".join(self.lines), None
+
+    @property
+    def returncode(self):
+        return self.proc.returncode
+
+
+# The part of a run that changes nodes: from the node role's first task to the task that gives the
+# lock back (printed before it runs; on code without the lock, the run's recap).
+CHANGES_FROM = "TASK [podnet.fabric.node :"
+CHANGES_TO = ("TASK [podnet.fabric.lock : Give this run's lock on the node back]", "PLAY RECAP")
+
+
+def changing(events, name):
+    """(first, last) positions in the shared log of run ``name``'s node-changing part, or None."""
+    lines = [(i, line) for i, (run, line) in enumerate(events["log"]) if run == name]
+    first = next((i for i, line in lines if line.startswith(CHANGES_FROM)), None)
+    if first is None:
+        return None
+    last = next((i for i, line in lines if i > first and line.startswith(CHANGES_TO)), None)
+    return first, last
 
 
 def outcome(proc, other, what):
@@ -296,10 +336,17 @@ def test_two_runs_at_once_and_a_teardown_with_another_writer(lab):
         with Writer(lab.namespaces) as writer:
             # One run waits long enough for the other, the other hardly at all: each either succeeds
             # (after waiting its turn) or stops with the lock message naming the node and the holder.
-            vxlan = start(lab, "site.yml", "-e", "mode=vxlan", "-e", "podnet_lock_timeout=1800")
-            host_gw = start(lab, "site.yml", "-e", "mode=host-gw", "-e", "podnet_lock_timeout=3")
+            events = dict(lock=threading.Lock(), log=[])
+            vxlan = Run(lab, events, "vxlan", "site.yml", "-e", "mode=vxlan", "-e", "podnet_lock_timeout=1800")
+            host_gw = Run(lab, events, "host-gw", "site.yml", "-e", "mode=host-gw", "-e", "podnet_lock_timeout=3")
             results = [outcome(vxlan, host_gw, "the vxlan run"), outcome(host_gw, vxlan, "the host-gw run")]
             assert "ok" in [r[0] for r in results], "neither run succeeded"
+            # One run at a time changed the nodes: the parts of the two runs that change nodes follow
+            # each other in the output, they never interleave.
+            parts = [p for p in (changing(events, "vxlan"), changing(events, "host-gw")) if p]
+            if len(parts) == 2:
+                (a, b), (c, d) = sorted(parts)
+                assert b is not None and b < c, "the two runs changed the nodes at the same time: %s" % parts
             assert no_locks(lab)
             # A teardown while the writer goes on.
             lab.play("playbooks/teardown.yml")
