@@ -285,10 +285,11 @@ class Run(object):
             with self.events["lock"]:
                 self.events["log"].append((self.name, line))
 
-    def communicate(self):
+    def output(self):
+        """Wait for the run to end; everything it printed."""
         self.reader.join()
         self.proc.wait()
-        return "".join(self.lines), None
+        return "".join(self.lines)
 
     @property
     def returncode(self):
@@ -313,7 +314,7 @@ def changing(events, name):
 
 def outcome(proc, other, what):
     """Wait for ``proc``; it succeeded, or stopped with the lock message naming a node and ``other``."""
-    out, _ = proc.communicate()
+    out = proc.output()
     if proc.returncode == 0:
         return "ok", out
     text = " ".join(out.split())
