@@ -113,10 +113,23 @@ options:
         (flannel and Calico troubleshooting guides).
       - When omitted, the offload is left alone. Needs C(ethtool) when set.
     type: bool
+  kernel_module_file:
+    description:
+      - ipip only. Where to note (JSON) the kernel modules (C(ipip), C(tunnel4), C(ip_tunnel)) that
+        creating this device made the kernel load. With O(state=absent), the modules noted there are
+        unloaded (C(rmmod)) after the device is gone, which removes C(tunl0), when nothing else uses
+        them; otherwise a warning says why C(tunl0) stays. The file is removed either way.
+      - "Unloaded only when the node is the machine's initial network namespace (a real host, not a
+        lab node or a container: the module belongs to the whole machine), no module holds them, no
+        other ipip device exists in this namespace or in any under C(/run/netns), and C(tunl0) is down
+        without an address."
+      - Unset, kernel modules are left alone.
+    type: path
 notes:
   - A new device starts with the offload on; the device is set up (UP) last, after its addresses.
   - The first ipip device makes the kernel load its ipip module, which creates the fallback
-    device C(tunl0) in every namespace. C(tunl0) is the kernel's, not podnet's, and cannot be managed here.
+    device C(tunl0) in every namespace. C(tunl0) is the kernel's, not podnet's, and cannot be deleted;
+    only unloading the module removes it (see O(kernel_module_file)).
 """
 
 EXAMPLES = r"""
@@ -187,7 +200,11 @@ recreate_reasons:
   sample: ["vni (100 -> 200)"]
 """
 
-from ansible_collections.podnet.fabric.plugins.module_utils import skeleton, tunnel
+import json
+import os
+
+from ansible_collections.podnet.fabric.plugins.module_utils import kmod, skeleton, tunnel
+from ansible_collections.podnet.fabric.plugins.module_utils.netns import NETNS_DIR
 from ansible_collections.podnet.fabric.plugins.module_utils.runner import CommandError, Runner
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
@@ -207,6 +224,111 @@ def read_offload(runner, want, have):
     return offload
 
 
+def _sys(path):
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except (IOError, OSError):
+        return None
+
+
+def loaded_modules(kind):
+    """The modules of ``kind`` (kmod.MODULES) loaded as loadable modules (built-in ones have no initstate)."""
+    return set(m for m in kmod.MODULES.get(kind, ()) if _sys("/sys/module/%s/initstate" % m) == "live")
+
+
+def refcounts(kind):
+    counts = {}
+    for m in kmod.MODULES.get(kind, ()):
+        text = _sys("/sys/module/%s/refcnt" % m)
+        counts[m] = int(text) if text is not None and text.isdigit() and _sys("/sys/module/%s/initstate" % m) else None
+    return counts
+
+
+def read_record(path):
+    text = _sys(path)
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        data = {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_record(path, data):
+    directory = os.path.dirname(path)
+    if directory:
+        # exist_ok: nodes of the lab share one machine and may make it at the same time.
+        os.makedirs(directory, 0o755, exist_ok=True)
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, sort_keys=True)
+    os.rename(tmp, path)
+
+
+def in_init_netns(netns):
+    """True when the module works in the machine's initial network namespace (a real host)."""
+    if netns is not None:
+        return False
+    try:
+        return os.stat("/proc/self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
+    except OSError:
+        return False
+
+
+def other_devices(runner, kind, own, init_netns):
+    """("namespace/name") of every device of ``kind`` but ``own`` and the fallback device, here and,
+    on the initial namespace, in every namespace under /run/netns; and whether the fallback device
+    here is configured (up, or with an address)."""
+    fallback = kmod.FALLBACK[kind]
+    used, others = False, []
+    spaces = [None] + (sorted(os.listdir(NETNS_DIR)) if init_netns and os.path.isdir(NETNS_DIR) else [])
+    for space in spaces:
+        for link in runner.read_json("ip", ["-details", "addr", "show"], netns=space, missing_ok=space is not None) or []:
+            if not link or link.get("linkinfo", {}).get("info_kind") != kind:
+                continue
+            if link.get("ifname") == fallback:
+                if space is None and ("UP" in link.get("flags", []) or link.get("addr_info")):
+                    used = True
+            elif not (space is None and link.get("ifname") == own):
+                others.append("%s/%s" % (space or "this namespace", link.get("ifname")))
+    return others, used
+
+
+def kernel_modules(module, runner, want, acted, before):
+    """Record what creating the device loaded (``acted``: created now); after a removal (``acted``:
+    removed now, or a record is left), unload them when nothing else uses them, or say why tunl0
+    stays. True when something changed (the record or the modules)."""
+    path, kind = module.params["kernel_module_file"], want["kind"]
+    if not path or kind not in kmod.MODULES:
+        return False
+    if want["state"] == "present":
+        if not acted or module.check_mode:
+            return False
+        newly = kmod.loaded_by_creation(kind, before, loaded_modules(kind))
+        if not newly:
+            return False
+        record = read_record(path)
+        record[kind] = sorted(set(record.get(kind, [])) | set(newly))
+        write_record(path, record)
+        return True
+    record, had = read_record(path), os.path.exists(path)
+    if not had and not acted:
+        return False
+    init = in_init_netns(module.params["netns"])
+    others, used = other_devices(runner, kind, want["name"], init)
+    modules, why = kmod.unload(kind, record.get(kind, []), init, refcounts(kind), others, used)
+    if why:
+        module.warn("podnet: %s" % why)
+    for name in modules:
+        rc, out, err = runner.try_run("rmmod", [name])
+        if rc != 0:
+            module.warn("podnet: could not unload %s (%s); %s stays" % (name, (err or out).strip(), kmod.FALLBACK[kind]))
+            break
+    if had and not module.check_mode:
+        os.unlink(path)
+    return bool(modules) or had
+
+
 def converge(module):
     want = tunnel.wanted(module.params)
     name = want["name"]
@@ -215,6 +337,8 @@ def converge(module):
     plan = tunnel.plan(want, have, names, read_offload(runner, want, have))
     for warning in plan.warnings:
         module.warn(warning)
+    creating = plan.facts["action"] in ("create", "recreate")
+    before = loaded_modules(want["kind"]) if creating and module.params["kernel_module_file"] else set()
 
     for tool, args in plan.commands:
         if tool == "ip" and args[:2] == ["link", "add"]:
@@ -225,12 +349,14 @@ def converge(module):
         else:
             runner.run(tool, args)
 
+    removed = want["state"] == "absent" and bool(plan.commands)
+    modules_changed = kernel_modules(module, runner, want, creating or removed, before)
     after = plan.after
-    if plan.facts["action"] in ("create", "recreate") and not module.check_mode:
+    if creating and not module.check_mode:
         # Report what the kernel chose (a random MAC, the MTU) from the new device.
         device, _names = tunnel.parse(runner.read_json("ip", ["-details", "addr", "show", "dev", name]), name)
         after = tunnel.public(device)
-    return skeleton.result(runner, bool(plan.commands), {"device": plan.before}, {"device": after},
+    return skeleton.result(runner, bool(plan.commands) or modules_changed, {"device": plan.before}, {"device": after},
                            device=after, mac=after.get("mac") if after else None,
                            action=plan.facts["action"], recreate_reasons=plan.facts["reasons"])
 
@@ -254,6 +380,7 @@ def main():
         recreate=dict(type="bool", default=True),
         replaces=dict(type="list", elements="str", default=[]),
         tx_checksum_offload=dict(type="bool"),
+        kernel_module_file=dict(type="path"),
     ))
 
 

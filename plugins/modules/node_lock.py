@@ -1,0 +1,262 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: podnet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: node_lock
+short_description: Take or give back podnet's per-node run lock, so that one run at a time changes a node
+version_added: 0.1.0
+description:
+  - With O(state=present), takes the lock file O(path) for this ansible-playbook run, waiting up to
+    O(timeout) seconds while another run holds it; then fails with one message naming the holder
+    (playbook, user, controller, pid, start time). Taking a lock this run already holds changes nothing.
+  - With O(state=absent), gives the lock back when this run holds it (a lock of another run is
+    left alone, with a warning), or whoever holds it with O(force=true).
+  - The lock is created atomically (a complete file C(link)ed into place, which fails if one
+    exists) under an exclusive C(flock) of its directory, so two runs never both take it.
+  - "A lock is stale, and taken over with a warning naming the old holder, when its lease has run
+    out on the node's clock (O(lease) seconds after it was taken), or when its holder ran on the
+    same controller (same kernel boot and PID namespace) and that ansible-playbook process is gone.
+    The second rule is checked on the controller by the module's action plugin."
+  - The action plugin fills in O(holder) from the controller. A run's identity is its
+    ansible-playbook process, the same on every node, so the lock taken in one play is given
+    back in another.
+author:
+  - podnet developers (@podnet)
+options:
+  path:
+    description: The lock file (its directory is made if missing). podnet's roles use C(<podnet_state_dir>/<node>.lock).
+    type: path
+    required: true
+  state:
+    description: V(present) takes the lock, V(absent) gives it back.
+    type: str
+    choices: [present, absent]
+    default: present
+  timeout:
+    description: Seconds to wait for a lock another run holds before failing (0, do not wait).
+    type: int
+    default: 0
+  lease:
+    description:
+      - Seconds after which a lock taken now counts as stale, on the node's clock. Make it longer
+        than your longest run.
+    type: int
+    default: 3600
+  force:
+    description: With O(state=absent), remove the lock whoever holds it.
+    type: bool
+    default: false
+  take_over:
+    description:
+      - The run id of a holder the controller found gone; the lock is taken over if that run
+        still holds it. Set by the action plugin.
+    type: str
+  holder:
+    description:
+      - Who takes the lock (keys C(run), C(host), C(user), C(pid), C(started), C(playbook),
+        C(controller)). Filled in by the action plugin from the controller; leave it unset.
+    type: dict
+attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying the target.
+    support: full
+    details: The lock file is neither written nor removed; a held lock is still waited for.
+  diff_mode:
+    description: Returns details on what has changed (or would change in check mode) when in diff mode.
+    support: full
+    details: The lock file's content before and after.
+  platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
+    platforms: posix
+notes:
+  - Runs no command; Linux C(flock) semantics on the lock's directory.
+"""
+
+EXAMPLES = r"""
+- name: Take this run's lock on the node (wait up to 10 minutes for another run)
+  podnet.fabric.node_lock:
+    path: /var/lib/podnet/host1.lock
+    timeout: 600
+
+- name: Give it back
+  podnet.fabric.node_lock:
+    path: /var/lib/podnet/host1.lock
+    state: absent
+
+- name: Remove a lock left by a run you know is over
+  podnet.fabric.node_lock:
+    path: /var/lib/podnet/host1.lock
+    state: absent
+    force: true
+"""
+
+RETURN = r"""
+lock:
+  description: What the lock file holds after the task (empty when there is none).
+  returned: always
+  type: dict
+  sample: {"run": "0b5c.../4026531836/4242/1234567", "host": "box", "user": "alice", "pid": 4242,
+           "started": 1796212805.0, "playbook": "site.yml", "controller": "0b5c... pid:[4026531836]",
+           "acquired": 1796212806.1, "expires": 1796216406.1, "lease": 3600}
+lock_holder:
+  description: The other run's lock, when it is held by another run (the task failed, or with O(state=absent) left it alone).
+  returned: when held by another run
+  type: dict
+taken_over:
+  description: Why a stale lock was taken over (also given as a warning).
+  returned: when a stale lock was taken over
+  type: str
+"""
+
+import errno
+import fcntl
+import json
+import os
+import time
+from contextlib import contextmanager
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.podnet.fabric.plugins.module_utils import lock
+
+POLL = 0.5
+
+
+@contextmanager
+def guarded(directory):
+    """An exclusive flock of the lock's directory: every read-decide-write of the lock is in one."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def read(path):
+    """The lock file's content (None: no lock; an unreadable file counts as held since its mtime)."""
+    try:
+        with open(path) as handle:
+            text = handle.read()
+    except (IOError, OSError) as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
+    try:
+        data = json.loads(text)
+        if isinstance(data, dict):
+            return data
+    except ValueError:
+        pass
+    mtime = os.stat(path).st_mtime
+    return dict(run=None, playbook="unreadable lock file", expires=mtime + 3600)
+
+
+def write(path, data, replace):
+    """Write ``data`` as the lock: a complete temporary file linked into place (fails if a lock
+    exists), or renamed over a stale one."""
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, sort_keys=True)
+    try:
+        if replace:
+            os.rename(tmp, path)
+        else:
+            os.link(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def take(module, path, holder):
+    params = module.params
+    if params["lease"] < 1:
+        module.fail_json(msg="lease: %d is not a number of seconds above 0" % params["lease"])
+    if params["timeout"] < 0:
+        module.fail_json(msg="timeout: %d is below 0" % params["timeout"])
+    directory = os.path.dirname(path)
+    if not module.check_mode and not os.path.isdir(directory):
+        # exist_ok: the nodes of a lab share one machine and may make it at the same time.
+        os.makedirs(directory, 0o755, exist_ok=True)
+    deadline = time.monotonic() + params["timeout"]
+    while True:
+        with guarded(directory) if os.path.isdir(directory) else _nothing():
+            current = read(path)
+            action, reason = lock.decide(current, holder, time.time(), params["take_over"])
+            if action == "ours":
+                return dict(changed=False, lock=current)
+            if action == "take":
+                after = lock.record(holder, time.time(), params["lease"])
+                if not module.check_mode:
+                    write(path, after, replace=current is not None)
+                result = dict(changed=True, lock=after)
+                if reason:
+                    module.warn("podnet: took over the stale lock %s: %s" % (path, reason))
+                    result["taken_over"] = reason
+                if module._diff:
+                    result["diff"] = dict(before=current or {}, after=after)
+                return result
+        if time.monotonic() >= deadline:
+            module.fail_json(msg=lock.held_message(None, current, params["timeout"], path), lock_holder=current)
+        time.sleep(min(POLL, max(0.0, deadline - time.monotonic())))
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+def give_back(module, path, holder):
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        return dict(changed=False, lock={})
+    with guarded(directory):
+        current = read(path)
+        if current is None:
+            return dict(changed=False, lock={})
+        if not module.params["force"] and current.get("run") != holder.get("run"):
+            module.warn("podnet: %s is held by another run (%s): left alone" % (path, lock.describe(current)))
+            return dict(changed=False, lock=current, lock_holder=current)
+        if not module.check_mode:
+            os.unlink(path)
+    result = dict(changed=True, lock={})
+    if module._diff:
+        result["diff"] = dict(before=current, after={})
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+            timeout=dict(type="int", default=0),
+            lease=dict(type="int", default=3600),
+            force=dict(type="bool", default=False),
+            take_over=dict(type="str"),
+            holder=dict(type="dict"),
+        ),
+        supports_check_mode=True,
+    )
+    path = module.params["path"]
+    holder = module.params["holder"] or {}
+    if not os.path.isabs(path) or os.path.basename(path) in ("", ".", ".."):
+        module.fail_json(msg="path: %r is not an absolute file path" % path)
+    if not holder.get("run") and not (module.params["state"] == "absent" and module.params["force"]):
+        module.fail_json(msg="holder: no run id (call the module as podnet.fabric.node_lock, whose action "
+                             "plugin fills it in)")
+    if module.params["state"] == "present":
+        module.exit_json(**take(module, path, holder))
+    module.exit_json(**give_back(module, path, holder))
+
+
+if __name__ == "__main__":
+    main()
