@@ -108,8 +108,9 @@ def pair(cluster, sent, got):
     ``blocked``: why the pair cannot carry the mode (None when it can, MTU aside)."""
     encap, mtu_kind = kinds(cluster.mode)
     got = set(tuple(g) for g in got)
-    top = max(size for kind, size in sent if kind == mtu_kind)
-    sizes = [size for kind, size in got if kind == mtu_kind]
+    ladder = [size for kind, size in sent if kind == mtu_kind and size > SMALL]
+    top, bottom = max(ladder), min(ladder)
+    sizes = [size for kind, size in got if kind == mtu_kind and size > SMALL]
     path = max(sizes) if sizes else None
     if not got:
         return dict(cell="nothing arrived", path=None,
@@ -120,10 +121,9 @@ def pair(cluster, sent, got):
                 what(kind, cluster), " (%s passes)" % " and ".join(sorted(set(
                     what(k, cluster) for k, _s in got))) if got else ""))
     if path is None:
-        return dict(cell="mtu < %d" % min(s for k, s in sent if k == mtu_kind), path=None,
+        return dict(cell="mtu < %d" % bottom, path=None,
                     blocked="no %s with DF of %d bytes or more arrived (the path MTU is below %d)"
-                    % (what(mtu_kind, cluster), min(s for k, s in sent if k == mtu_kind),
-                       min(s for k, s in sent if k == mtu_kind)))
+                    % (what(mtu_kind, cluster), bottom, bottom))
     if path < top:
         return dict(cell="path mtu %d" % path, path=path, blocked=None)
     return dict(cell="ok", path=path, blocked=None)
