@@ -91,11 +91,14 @@ def check_underlay(data, hostvars, read=None):
     return True
 
 
-def node_plan(data, host, fact):
-    """``validate_cluster | podnet.fabric.node_plan(inventory_hostname, podnet_underlay)``: what this
-    node must hold (node_plan.py), its per-peer lists as JSON text (``as_json``)."""
+def node_plan(data, host, fact, path_mtu=None):
+    """``validate_cluster | podnet.fabric.node_plan(inventory_hostname, podnet_underlay, path_mtu)``: what
+    this node must hold (node_plan.py), its per-peer lists as JSON text (``as_json``). ``path_mtu``: the
+    pre-flight probe's narrower path MTUs by host (``preflight_verdict.path_mtu``), if any."""
     if not isinstance(fact, dict) or not fact.get("iface"):
         raise AnsibleFilterError("podnet: host %s: its underlay was not read (podnet.fabric.node_facts)" % host)
+    if (path_mtu or {}).get(host):
+        fact = dict(fact, path_mtu=int(path_mtu[host]))
     return as_json(_podnet(planner.plan, _cluster(data), host, fact))
 
 
