@@ -130,8 +130,10 @@ def preflight_plan(data, host, hostvars, read, token):
     """``validate_cluster | podnet.fabric.preflight_plan(inventory_hostname, hostvars, ansible_play_hosts,
     token)``: podnet.fabric.preflight's options for this node (whom it probes, with what)."""
     the = _cluster(data)
+
     def fact_of(name):
         return hostvars[name]["podnet_underlay"]
+
     return _podnet(preflight.plan, the, host, fact_of, _read(the, read), token, the.settings["preflight_peers"])
 
 

@@ -88,7 +88,7 @@ def plan(cluster, name, fact_of, read, token, peers=DEFAULT_PEERS):
     node read; ``read``: the nodes this run read."""
     send, hear = peers_of(cluster, name, read, token, peers)
     encap, _mtu_kind = kinds(cluster.mode)
-    return dict(token=str(token), local=cluster.node(name).node_ip, port=cluster.settings["vxlan_port"],
+    return dict(run=str(token), local=cluster.node(name).node_ip, port=cluster.settings["vxlan_port"],
                 kinds=sorted(set(["icmp"] + ([encap] if encap else []))),
                 peers=[cluster.node(n).node_ip for n in send], probes=probes(cluster, fact_of(name)),
                 expect=dict((cluster.node(n).node_ip, probes(cluster, fact_of(n))) for n in hear))

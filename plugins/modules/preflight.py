@@ -14,7 +14,7 @@ description:
     with the linear strategy), find out what the underlay carries from each node to each peer.
   - O(state=listen) opens raw sockets (ICMP, and IP protocol 4 or UDP as O(kinds) says) on the
     node and leaves a listener process behind that records every marked probe of this run
-    (O(token)) arriving from anywhere, for at most O(lifetime) seconds. The sockets are open
+    (O(run)) arriving from anywhere, for at most O(lifetime) seconds. The sockets are open
     before the module returns, so no probe sent afterwards is missed.
   - Raw sockets receive a copy of every incoming packet of their protocol, whatever else handles
     it, so the probe works on a kernel without the ipip module and while podnet's own VXLAN
@@ -26,7 +26,7 @@ description:
   - The probes are an ICMP echo request (C(icmp)); an IPv4 packet in IP protocol 4 (C(ipip)), the
     inner one of protocol 253 (experimental) from O(local) to the peer; a UDP datagram to O(port)
     (C(udp)) with a VXLAN header whose I flag is clear, so no VXLAN device takes it. Each carries
-    the marker C(PODNETPF) and O(token). C(size) is the whole IP packet, headers included.
+    the marker C(PODNETPF) and O(run). C(size) is the whole IP packet, headers included.
   - Nothing on the node changes (the listener's two files in the temporary directory are removed
     by O(state=collect)); never reports a change.
 author:
@@ -37,8 +37,8 @@ options:
     type: str
     choices: [listen, send, collect]
     required: true
-  token:
-    description: This run's token (up to 16 letters or digits); a probe carrying another one is ignored.
+  run:
+    description: This run's marker (up to 16 letters or digits); a probe carrying another one is ignored.
     type: str
     required: true
   local:
@@ -101,14 +101,14 @@ EXAMPLES = r"""
 - name: Listen for probes (every node)
   podnet.fabric.preflight:
     state: listen
-    token: 3f2a9c81d0e4b7a5
+    run: 3f2a9c81d0e4b7a5
     local: 10.57.4.20
     kinds: [icmp, udp]
 
 - name: Probe the peers (every node, after all listen)
   podnet.fabric.preflight:
     state: send
-    token: 3f2a9c81d0e4b7a5
+    run: 3f2a9c81d0e4b7a5
     local: 10.57.4.20
     peers: [10.57.4.21]
     probes: [[icmp, 100], [udp, 100], [udp, 1500], [udp, 1400]]
@@ -116,7 +116,7 @@ EXAMPLES = r"""
 - name: What arrived (every node, after all sent)
   podnet.fabric.preflight:
     state: collect
-    token: 3f2a9c81d0e4b7a5
+    run: 3f2a9c81d0e4b7a5
     local: 10.57.4.20
   register: heard
 """
@@ -370,7 +370,7 @@ def collect(module, token, local):
 def main():
     module = AnsibleModule(argument_spec=dict(
         state=dict(type="str", required=True, choices=["listen", "send", "collect"]),
-        token=dict(type="str", required=True),
+        run=dict(type="str", required=True),
         local=dict(type="str", required=True),
         kinds=dict(type="list", elements="str", choices=["icmp", "ipip", "udp"], default=["icmp"]),
         port=dict(type="int", default=4789),
@@ -381,9 +381,9 @@ def main():
         wait=dict(type="int", default=10),
     ), supports_check_mode=True)
     params = module.params
-    token, local = params["token"], params["local"]
+    token, local = params["run"], params["local"]
     if not re.match(r"^[A-Za-z0-9]{1,16}$", token):
-        module.fail_json(msg="token: %r is not 1 to 16 letters or digits" % token)
+        module.fail_json(msg="run: %r is not 1 to 16 letters or digits" % token)
     for where, address in [("local", local)] + [("peers[%d]" % i, p) for i, p in enumerate(params["peers"])]:
         try:
             socket.inet_aton(address)
