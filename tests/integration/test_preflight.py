@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from conftest import sh
+from conftest import requires_ipip, sh
 from test_site import Lab
 
 THREE = [("10.57.4.20", "192.168.10.0/24"), ("10.57.4.21", "192.168.11.0/24"), ("10.57.5.30", "192.168.12.0/24")]
@@ -169,5 +169,22 @@ def test_a_9000_byte_underlay_gives_8950_and_verify_proves_it(lab):
         assert "MTU 8950" in verified.stdout
         # The pod-to-pod DF probe at 8950 - 28 crossed the underlay through the tunnel.
         assert "8922 bytes DF: passes" in verified.stdout, verified.stdout[-3000:]
+    finally:
+        set_underlay_mtu(lab, 1500)
+
+
+@SLOW
+@pytest.mark.ipip
+def test_a_9000_byte_underlay_gives_8980_in_ipip_and_verify_proves_it(lab):
+    requires_ipip()
+    set_underlay_mtu(lab, 9000)
+    try:
+        proc = lab.converge("ipip")
+        assert "path mtu" not in matrix(proc)
+        for ns in lab.namespaces:
+            assert link_mtu(ns, "mustang.tun0") == 8980, ns
+        verified = lab.verify("ipip")
+        assert "MTU 8980" in verified.stdout
+        assert "8952 bytes DF: passes" in verified.stdout, verified.stdout[-3000:]
     finally:
         set_underlay_mtu(lab, 1500)
