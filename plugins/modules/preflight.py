@@ -173,7 +173,11 @@ SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 # After collect's signal, the listener reads on this long for probes still on the wire.
 GRACE = 0.3
 SO_ATTACH_FILTER = 26
-_LDX_MSH, _LD_H_IND, _LD_B_IND, _JEQ, _RET = 0xB1, 0x48, 0x50, 0x15, 0x06
+_LDX_MSH = 0xB1   # X = 4 * (P[k] & 0xf)
+_LD_H_IND = 0x48  # A = P[X + k : 2]
+_LD_B_IND = 0x50  # A = P[X + k]
+_JEQ = 0x15
+_RET = 0x06
 # Classic BPF on the raw sockets, so the kernel hands the listener only what could be a probe, not
 # every packet of the protocol (on a rerun, all of the cluster's tunnel traffic): X = the IP header
 # length, then ICMP type 8 (echo request), IP-in-IP whose inner protocol is 253, UDP to the port
