@@ -152,11 +152,15 @@ def verdict(cluster, facts, received, read, token, peers=DEFAULT_PEERS):
                 continue
             got = heard.get(cluster.node(sender).node_ip, [])
             result = pair(cluster, sent, got)
+            if result["cell"] == "%s dropped" % kinds(cluster.mode)[0] and _new_to_guard(cluster, facts, sender, receiver):
+                # The receiver's own encapsulation guard (podnet's PODNET-INPUT, from its last converge)
+                # drops a node that has no tunnel device yet (a node joining): this run teaches it.
+                result = dict(result, cell="new to guard", blocked=None)
             cells[(sender, receiver)] = result
             if result["blocked"]:
                 errors.append("%s -> %s (%s -> %s): %s" % (sender, receiver, cluster.node(sender).node_ip,
                                                            cluster.node(receiver).node_ip, result["blocked"]))
-            elif result["path"] < top:
+            elif result["path"] is not None and result["path"] < top:
                 for name in (sender, receiver):
                     if name not in limits or result["path"] < limits[name][0]:
                         limits[name] = (result["path"], sender, receiver)
@@ -178,6 +182,14 @@ def verdict(cluster, facts, received, read, token, peers=DEFAULT_PEERS):
             path_mtu[name] = path
     return dict(lines=lines(cluster, names, read, cells), errors=errors, path_mtu=path_mtu,
                 derived=dict((n, p - overhead) for n, p in path_mtu.items()))
+
+
+def _new_to_guard(cluster, facts, sender, receiver):
+    """True when ``receiver`` holds the mode's tunnel device (so podnet's guard accepts the encapsulation
+    only from the nodes of its last converge) and ``sender`` holds none (it is joining)."""
+    device = cluster.settings["%s_device" % cluster.mode]
+    return ((facts[receiver].get("tunnels") or {}).get(device) is not None
+            and (facts[sender].get("tunnels") or {}).get(device) is None)
 
 
 def lines(cluster, names, read, cells):

@@ -198,3 +198,15 @@ def test_a_probe_is_the_size_it_says_and_is_recognised(kind):
     assert module.parse(header + udp + payload, "abd", 4789) is None
     if kind == "icmp":
         assert module._checksum(payload) == 0
+
+
+def test_a_joining_node_dropped_by_the_peers_own_guard_is_not_blocked():
+    the = cluster()
+    facts = dict((h, dict(FACT, tunnels={"vxlan0": "vxlan"})) for h in ("h1", "h2"))
+    facts["h3"] = dict(FACT, tunnels={})
+    received = everything(the, facts, drop=lambda s, r, p: s == "h3" and p[0] == "udp")
+    result = preflight.verdict(the, facts, received, READ, "t0")
+    assert result["errors"] == [] and "new to guard" in result["lines"][4]
+    # Both ends already converged: a drop is the underlay's, and stops the run.
+    facts["h3"] = dict(FACT, tunnels={"vxlan0": "vxlan"})
+    assert len(preflight.verdict(the, facts, received, READ, "t0")["errors"]) == 2
