@@ -17,6 +17,8 @@ stub's only work, a search from the payload's end, small beside the rest:
   about: eth0 holds it (prefix length ``$PODNET_BENCH_STUB_PREFIXLEN``, default 16; MTU 1500), a
   route to the pod gateway, ip_forward 0, rp_filter 0 everywhere, no tunnel devices and no record
   of what podnet made (a first converge on a clean node);
+* ``podnet.fabric.preflight``: an underlay that carries everything: ``collect`` hears every probe
+  it was told to expect (``expect``), ``send`` sent them all, ``listen`` a listener;
 * ``ansible.builtin.ping``: ``{"ping": "pong"}``;
 * every other module: ``{"changed": false}``.
 
@@ -87,6 +89,13 @@ def answer(name, params=None):
                     # a clean node: none of `files` (podnet's BIRD config) exists, no record of podnet's
                     tunnels={}, files=[], record=None)
         return dict(changed=False, ansible_facts=dict(podnet_underlay=fact))
+    if short == "preflight":
+        args = _args(params)
+        if args.get("state") == "collect":
+            return dict(changed=False, received=args.get("expect") or {}, missing={})
+        if args.get("state") == "send":
+            return dict(changed=False, sent=len(args.get("peers") or []) * len(args.get("probes") or []), errors=[])
+        return dict(changed=False, pid=0)
     if short == "ping":
         return dict(changed=False, ping="pong")
     return dict(changed=False)

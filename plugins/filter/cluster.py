@@ -23,7 +23,7 @@ import json
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.podnet.fabric.plugins.module_utils import model, node_plan as planner, underlay
+from ansible_collections.podnet.fabric.plugins.module_utils import model, node_plan as planner, preflight, underlay
 from ansible_collections.podnet.fabric.plugins.module_utils import script as renderer
 from ansible_collections.podnet.fabric.plugins.module_utils import verify_plan as verifier
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
@@ -92,11 +92,14 @@ def check_underlay(data, hostvars, read=None):
     return True
 
 
-def node_plan(data, host, fact):
-    """``validate_cluster | podnet.fabric.node_plan(inventory_hostname, podnet_underlay)``: what this
-    node must hold (node_plan.py), its per-peer lists as JSON text (``as_json``)."""
+def node_plan(data, host, fact, path_mtu=None):
+    """``validate_cluster | podnet.fabric.node_plan(inventory_hostname, podnet_underlay, path_mtu)``: what
+    this node must hold (node_plan.py), its per-peer lists as JSON text (``as_json``). ``path_mtu``: the
+    pre-flight probe's narrower path MTUs by host (``preflight_verdict.path_mtu``), if any."""
     if not isinstance(fact, dict) or not fact.get("iface"):
         raise AnsibleFilterError("podnet: host %s: its underlay was not read (podnet.fabric.node_facts)" % host)
+    if (path_mtu or {}).get(host):
+        fact = dict(fact, path_mtu=int(path_mtu[host]))
     return as_json(_podnet(planner.plan, _cluster(data), host, fact))
 
 
@@ -128,7 +131,33 @@ def verify_plan(data, host, mtu, hostvars):
     return _podnet(verifier.plan, _cluster(data), host, int(mtu), fact_of)
 
 
+def _read(the, read):
+    return [node.name for node in the.nodes if node.name in read]
+
+
+def preflight_plan(data, host, hostvars, read, token):
+    """``validate_cluster | podnet.fabric.preflight_plan(inventory_hostname, hostvars, ansible_play_hosts,
+    token)``: podnet.fabric.preflight's options for this node (whom it probes, with what)."""
+    the = _cluster(data)
+
+    def fact_of(name):
+        return hostvars[name]["podnet_underlay"]
+
+    return _podnet(preflight.plan, the, host, fact_of, _read(the, read), token, the.settings["preflight_peers"])
+
+
+def preflight_verdict(data, hostvars, read, token):
+    """``validate_cluster | podnet.fabric.preflight_verdict(hostvars, ansible_play_hosts, token)``, once:
+    the matrix (``lines``), why the run must stop (``errors``), the narrower path MTUs (``path_mtu``)."""
+    the = _cluster(data)
+    read = _read(the, read)
+    facts = dict((name, hostvars[name]["podnet_underlay"]) for name in read)
+    received = dict((name, (hostvars[name].get("preflight_collect") or {}).get("received")) for name in read)
+    return _podnet(preflight.verdict, the, facts, received, read, token, the.settings["preflight_peers"])
+
+
 class FilterModule(object):
     def filters(self):
         return dict(cluster=cluster, validate_inventory=validate_inventory, check_underlay=check_underlay,
-                    node_plan=node_plan, node_script=node_script, verify_plan=verify_plan)
+                    node_plan=node_plan, node_script=node_script, verify_plan=verify_plan,
+                    preflight_plan=preflight_plan, preflight_verdict=preflight_verdict)

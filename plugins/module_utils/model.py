@@ -55,6 +55,8 @@ DEFAULTS = dict(
     iptables_chain="PODNET-FORWARD",
     policy=[],
     tx_checksum_offload=None,
+    preflight=True,
+    preflight_peers=16,
     **bird.DEFAULTS
 )
 POLICY_ACTIONS = ("deny",)
@@ -306,6 +308,9 @@ class Cluster(object):
             raise error(where, "podnet_iptables_chain", "%r is too long: podnet's INPUT and policy chains are named "
                         "after it (%s-POLICY) and must fit %d characters" % (name, chain_prefix(name), CHAIN_MAX))
         s["direct_routing"] = _boolean(s["direct_routing"], "podnet_direct_routing")
+        s["preflight"] = _boolean(s["preflight"], "podnet_preflight")
+        s["preflight_peers"] = _check(where, "podnet_preflight_peers", validate.int_range, s["preflight_peers"],
+                                      "podnet_preflight_peers", 1, 1000, "number of peers")
         if s["tx_checksum_offload"] not in (None, ""):
             s["tx_checksum_offload"] = _boolean(s["tx_checksum_offload"], "podnet_tx_checksum_offload")
         else:

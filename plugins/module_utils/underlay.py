@@ -26,8 +26,12 @@ def on_link(node, fact, peer):
 
 
 def mtu(cluster, fact):
-    """The pod and tunnel MTU: podnet_mtu, or the underlay's minus the mode's overhead."""
-    return cluster.settings["mtu"] or fact["mtu"] - OVERHEAD[cluster.mode]
+    """The pod and tunnel MTU: podnet_mtu, or the underlay's minus the mode's overhead.
+
+    ``path_mtu`` (set by the pre-flight probe, preflight.py, when a path to or from a peer is
+    narrower than the node's own underlay): the MTU is derived from it instead."""
+    limit = min(fact["mtu"], fact.get("path_mtu") or fact["mtu"])
+    return cluster.settings["mtu"] or limit - OVERHEAD[cluster.mode]
 
 
 def check(cluster, facts, read=None):

@@ -73,7 +73,9 @@ def _capture(cluster, fact_of, read):
         bpf, expect = "ip proto 4 and src host %s" % sender.node_ip, [
             "IP %s > %s: IP " % (sender.node_ip, receiver.node_ip), inner]
     elif kind == "vxlan":
-        bpf, expect = "udp port %d and src host %s" % (port, sender.node_ip), [
+        # udp[28:2]: the inner frame's EtherType (UDP 8 + VXLAN 8 + MACs 12): IPv4 only, not the ARP a
+        # stale neighbour entry sends first (multicast and flood learn their neighbours).
+        bpf, expect = "udp port %d and src host %s and udp[28:2] = 0x0800" % (port, sender.node_ip), [
             "%s." % sender.node_ip, "> %s.%d: VXLAN" % (receiver.node_ip, port), "vni %d" % vni, inner]
     else:   # host-gw and bgp: the pod's own packet, unencapsulated
         bpf, expect = "icmp and src host %s" % src_pod["ip"], [inner]

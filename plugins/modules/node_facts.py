@@ -81,7 +81,8 @@ ansible_facts:
       returned: always
       sample: {"iface": "eth0", "prefixlen": 24, "mtu": 1500, "gateway_route": true, "ip_forward": 1,
                "rp_filter": {"all": 0, "default": 0, "eth0": 0, "lo": 0, "flannel.1": 0},
-               "tunnels": {"flannel.1": "vxlan"}, "files": ["/var/lib/podnet/host1-bird.conf"],
+               "tunnels": {"flannel.1": "vxlan"}, "tunnel_mtu": {"flannel.1": 1450},
+               "files": ["/var/lib/podnet/host1-bird.conf"],
                "record": {"version": 1, "node": "host1", "devices": [{"name": "vxlan0", "kind": "vxlan"}],
                           "chains": ["PODNET-FORWARD", "PODNET-POLICY", "PODNET-INPUT"],
                           "pods": [{"name": "pod-a", "host_ifname": "veth-pod-a"}],
@@ -117,7 +118,7 @@ def converge(module):
     runner = Runner(module, module.params["netns"])
 
     fact = dict(iface=None, prefixlen=None, mtu=None, gateway_route=False, rp_filter={}, ip_forward=None,
-                tunnels={}, files=[path for path in module.params["files"] if os.path.lexists(path)],
+                tunnels={}, tunnel_mtu={}, files=[path for path in module.params["files"] if os.path.lexists(path)],
                 record=read_record(module.params["record"]))
     names = []
     for link in runner.read_json("ip", ["-details", "addr", "show"]):
@@ -125,6 +126,7 @@ def converge(module):
         kind = link.get("linkinfo", {}).get("info_kind")
         if kind in TUNNEL_KINDS:
             fact["tunnels"][link["ifname"]] = kind
+            fact["tunnel_mtu"][link["ifname"]] = link.get("mtu")
         for addr in link.get("addr_info", []):
             if addr.get("family") == "inet" and addr.get("local") == node_ip:
                 fact.update(iface=link["ifname"], prefixlen=addr["prefixlen"], mtu=link["mtu"])
