@@ -173,6 +173,7 @@ def test_a_9000_byte_underlay_gives_8950_and_verify_proves_it(lab):
         set_underlay_mtu(lab, 1500)
 
 
+@pytest.mark.vm_extra
 @SLOW
 @pytest.mark.ipip
 def test_a_9000_byte_underlay_gives_8980_in_ipip_and_verify_proves_it(lab):

@@ -180,6 +180,7 @@ def test_replay_after_reboot_host_gw(lab):
     lab.assert_reach()
 
 
+@pytest.mark.vm_extra
 @pytest.mark.ipip
 @SLOW
 def test_replay_after_reboot_ipip(lab):
