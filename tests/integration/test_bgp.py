@@ -58,17 +58,21 @@ class BgpLab(Lab):
         return dict((r["dst"], r.get("gateway")) for r in ipj(self.ns(name), "route", "show", "proto", "bird"))
 
     def birds(self):
-        """The BIRD processes running on a config file in this lab's state directory."""
-        found = []
-        for pid in os.listdir("/proc"):
-            try:
-                with open("/proc/%s/cmdline" % pid) as handle:
-                    argv = handle.read().split("\0")
-            except OSError:
-                continue
-            if argv and argv[0].endswith("bird") and any(a.startswith(self.state_dir) for a in argv):
-                found.append((int(pid), argv))
-        return found
+        return bird_processes(self.state_dir)
+
+
+def bird_processes(state_dir):
+    """(pid, argv) of the BIRD processes running on a config file in ``state_dir`` (a lab's)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % pid) as handle:
+                argv = handle.read().split("\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith("bird") and any(a.startswith(state_dir) for a in argv):
+            found.append((int(pid), argv))
+    return found
 
 
 def sessions(verify):
@@ -76,13 +80,14 @@ def sessions(verify):
     return re.findall(r"^\s+- '?(h\d) +(\S+) +\S+ +\d+ +up +Established ", verify.stdout, re.M)
 
 
-def until(predicate, what, bound=60):
-    """Wait for an event (a BGP state change); the bound only keeps a broken run from hanging."""
+def until(predicate, what, bound=60, every=0.2):
+    """Wait for an event (a BGP state change); the bound only keeps a broken run from hanging
+    (no timing is asserted)."""
     deadline = time.monotonic() + bound
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError("never happened: %s" % what)
-        time.sleep(0.2)
+        time.sleep(every)
 
 
 @pytest.fixture(scope="module")

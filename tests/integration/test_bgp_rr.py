@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from test_bgp import bird_processes, until
 from test_site import Lab, assert_same, changed_per_host
 from conftest import ipj, sh
 
@@ -45,25 +46,7 @@ class RrLab(Lab):
         return dict((h["pod_cidr"], h["node_ip"]) for n, h in self.hosts.items() if n != name)
 
     def birds(self):
-        found = []
-        for pid in os.listdir("/proc"):
-            try:
-                with open("/proc/%s/cmdline" % pid) as handle:
-                    argv = handle.read().split("\0")
-            except OSError:
-                continue
-            if argv and argv[0].endswith("bird") and any(a.startswith(self.state_dir) for a in argv):
-                found.append(int(pid))
-        return found
-
-
-def until(predicate, what, bound=90):
-    """Wait for an event; the bound only keeps a broken run from hanging (no timing is asserted)."""
-    deadline = time.monotonic() + bound
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("never happened: %s" % what)
-        time.sleep(0.5)
+        return [process[0] for process in bird_processes(self.state_dir)]
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +82,7 @@ def test_reflectors_replace_the_mesh_and_keep_the_announcing_node_as_next_hop(la
     assert sum(len(lab.bgp_sessions(n)) for n in NAMES) == 2 * 7   # 7 sessions, not the mesh's 10
     # Every node has every other pod CIDR via the node that announces it, never via a reflector.
     for name in NAMES:
-        until(lambda: lab.bird_routes(name) == lab.expected_routes(name), "%s has every pod route" % name)
+        until(lambda: lab.bird_routes(name) == lab.expected_routes(name), "%s has every pod route" % name, bound=90, every=0.5)
     # h3 learnt h4's CIDR through the reflectors: originator h4, cluster list the shared cluster id.
     route = lab.birdc("h3", "show", "route", "all", "192.168.23.0/24")
     assert "BGP.originator_id: 10.57.6.23" in route, route
@@ -115,7 +98,7 @@ def test_reflectors_replace_the_mesh_and_keep_the_announcing_node_as_next_hop(la
 
 def test_a_route_deleted_by_hand_comes_back_from_bird_and_a_users_route_is_left_alone(lab):
     lab.converge("bgp", *lab.extra)
-    until(lambda: lab.bird_routes("h3") == lab.expected_routes("h3"), "h3 has every pod route")
+    until(lambda: lab.bird_routes("h3") == lab.expected_routes("h3"), "h3 has every pod route", bound=90, every=0.5)
     # The user's own route for a foreign prefix first, then the drift: a pod route deleted by hand.
     sh("ip", "-n", lab.ns("h3"), "route", "add", "10.99.0.0/24", "via", "10.57.6.24")
     try:
@@ -123,7 +106,7 @@ def test_a_route_deleted_by_hand_comes_back_from_bird_and_a_users_route_is_left_
         assert "192.168.23.0/24" not in lab.bird_routes("h3")
         start = time.monotonic()
         # BIRD's kernel protocol puts it back on its next scan (`scan time 10`), with no Ansible run.
-        until(lambda: lab.bird_routes("h3") == lab.expected_routes("h3"), "BIRD restores h3's route to h4's pods")
+        until(lambda: lab.bird_routes("h3") == lab.expected_routes("h3"), "BIRD restores h3's route to h4's pods", bound=90, every=0.5)
         print("drift: BIRD restored the route after %.1f s" % (time.monotonic() - start))
         sh("ping", "-c", "1", "-W", "2", lab.hosts["h4"]["pods"][0]["ip"], ns=lab.hosts["h3"]["pods"][0]["name"])
         # That scan left the user's route alone, and so does a podnet run.
