@@ -85,6 +85,13 @@ def test_the_filter_checks_the_hosts_the_play_read():
     assert filters.check_underlay(data, hv, ["host1", "host2"]) is True
     # A host outside the group in `read` changes nothing; the plans need no peer facts.
     assert filters.check_underlay(data, hv, ["host2", "host1", "other"]) is True
-    # The filter hands the per-peer lists to Ansible as JSON text (the modules' *_json options).
-    assert json.loads(filters.node_plan(data, "host1", hv["host1"]["podnet_underlay"])["fdb"]["entries"])[-1] == {
+    # The filter hands the per-peer lists to Ansible as JSON text (the modules' *_json options),
+    # planned in the task that uses one (peer_list); the node's plan keeps none of them.
+    fact = hv["host1"]["podnet_underlay"]
+    assert json.loads(filters.peer_list(data, "host1", fact, "fdb_entries"))[-1] == {
         "mac": "0e:50:0a:39:04:16", "dst": "10.57.4.22"}
+    plan = filters.node_plan(data, "host1", fact)
+    assert plan["routes"] is None and plan["iptables"] is None and plan["fdb"] == {"device": "vxlan0"}
+    assert json.loads(filters.peer_list(data, "host1", fact, "routes"))[-1]["dst"] == "192.168.12.0/24"
+    with pytest.raises(AnsibleFilterError, match="peer_list: 'nope' is none of"):
+        filters.peer_list(data, "host1", fact, "nope")
