@@ -444,9 +444,14 @@ each reading N hosts' variables, ~N^2 in all (the "before" table). What replaced
   (`groups`), so peers are planned from it. The plan play always runs `linear` (a user's
   `strategy: free` cannot start the check before every node's facts are in) and never in batches;
   `podnet_serial` batches only the wiring play after it.
-- **An action plugin** doing the same would run the same Python once; it would add a plugin type
-  to the collection and change nothing measurable, since the cost is not the call but what Ansible
-  does with its result (below).
+- **An action plugin for each node's plan** (`podnet.fabric.plan`, playbooks/plan.yml), beside the
+  `run_once` task: not for the Python it runs (the same planner) but for where it is imported. The
+  strategy imports every task's action plugin in the controller's main process before it forks the
+  task's workers (a fork per host and task); this one imports the planner and podnet's filters with
+  it, so every later worker finds them imported. Profiled (cProfile in each worker, N=64): a worker
+  that meets a podnet filter nobody imported before the fork compiles the filters and the planner
+  from source (the collection loader keeps no bytecode), ~25 ms of CPU per host and task; with the
+  `set_fact` + filter, the plan task paid that on every host.
 - **Caching keyed by the inventory** (each host computing the model once, keyed by a hash of the
   inventory) still has every host read every host's variables to compute the key: O(N) per host,
   O(N^2) in all, the cost being removed. Not kept.
@@ -460,12 +465,16 @@ each reading N hosts' variables, ~N^2 in all (the "before" table). What replaced
   options. That was the largest single cut (at N=256 from 559-669 to 441 ms per node).
 - **Role argument specs** no longer declare `podnet_plan`: validating it templated the whole plan
   (one entry per peer) at every role's start, ~95 ms per node at N=256.
-- **Still open** (issue 10 stays open): per node the cost is flat from 16 to 256 nodes but doubles
-  at 1000, and a constant ~110-140 ms per node over the do-nothing twin remains at every N. Not
-  profiled yet. The likeliest cause of the jump: every node's plan is kept as a fact, so the
-  controller process holds O(N^2) data at once (~300 KB per node at N=1000, ~300 MB) and each of
-  the ~15,000 worker forks of a run pays for a process that large. Planning each task's list on
-  the fly from `validate_cluster`, instead of storing the plans, would keep it O(N)."""
+- **The per-peer lists are planned in the task that uses them** (`podnet.fabric.peer_list`), not
+  stored in `podnet_plan`: storing every node's plan kept O(N^2) data in the controller (~300 KB
+  per node at N=1000; the controller's RSS reached 472 MB), which every one of the ~15,000 worker
+  forks of a run paid for. A worker plans its node again from `validate_cluster` (json.loads and
+  the planner: ~4 ms at N=1000) and serializes the one list its task hands over.
+- **Still open** (issue 10 stays open): the goal (1.3x) is missed. Left, profiled per task: the
+  tasks skipped on every host (the rp_filter warning, the BIRD stop, the cleanup, the CNI role:
+  ~18 ms per host each at N=256, a worker fork each, which the do-nothing twin does not have), the
+  underlay read's `node_bird_files` filter (the one worker per host still compiling podnet's
+  filters, before the plan action is imported), and the roles' argument-spec tasks."""
 
 
 def scale_section(data, images):

@@ -11,7 +11,7 @@ short_description: Plan one podnet node (on the controller)
 version_added: 0.1.0
 description:
   - Computes what this node must hold from the validated cluster and the node's own underlay facts
-    (plugins/module_utils/node_plan.py), and sets it as the fact C(podnet_plan): its pods, tunnel
+    (plugins/module_utils/node_plan.py), and sets it as the fact C(podnet_plan) - its pods, tunnel
     device, MTU, the devices and chains of other modes to remove, its warnings.
   - The lists that grow with the cluster (routes, FDB and neighbour entries, the chains with the
     guard's rule per peer) are left out (C(routes) and C(iptables) are null, C(fdb) keeps its
