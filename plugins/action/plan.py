@@ -26,7 +26,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=dict(
+        dummy, args = self.validate_argument_spec(argument_spec=dict(
             cluster=dict(type="str", required=True), underlay=dict(type="dict", required=True),
             path_mtu=dict(type="dict", default={})))
         host = (task_vars or {}).get("inventory_hostname")
