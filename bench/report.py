@@ -475,12 +475,13 @@ each reading N hosts' variables, ~N^2 in all (the "before" table). What replaced
   ~18 ms per host each at N=256, a worker fork each, which the do-nothing twin does not have), the
   underlay read's `node_bird_files` filter (the one worker per host still compiling podnet's
   filters, before the plan action is imported), and the roles' argument-spec tasks.
-- **Not yet measured on a quiet machine**: the tables above are of the code before these two
-  changes (scale.json). This code was run only with the machine's load at 15-25 (other sessions'
-  tests), N=16/64/256: site.yml 590/450/555 ms CPU per node against the do-nothing twin's
-  305/290/315 (bench/results/partial/, not merged here: not comparable with quieter runs); N=1000
-  did not finish in the session. Side by side at N=64 in that load (before, then after, per task):
-  33.2 against 30.1 s of CPU in all, the plan task 3.3 against 1.5 s."""
+- **Measured under load**: the table above is this code (the plan action, peer_list), run while
+  other sessions' tests kept the machine's load at 14-26 (the previous table, the code before,
+  was measured at load 3-7: 380/344/381/841 ms per node against 240/228/264/309, git c51a955).
+  Under that load the small-N figures are inflated, so the N=1000 / N=16 ratio of this run says
+  little; the ratio to the do-nothing twin at N=1000 fell from 2.72x to 2.22x. Side by side at
+  N=64 in the same load (before, then after): 33.2 against 30.1 s of CPU, the plan task 3.3
+  against 1.5 s. To be measured again on a quiet machine."""
 
 
 def scale_section(data, images):
