@@ -11,6 +11,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.podnet.fabric.plugins.filter import cluster as filters
+from ansible_collections.podnet.fabric.plugins.module_utils import node_plan as planner, script as renderer
 from ansible_collections.podnet.fabric.plugins.module_utils.model import Cluster
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
@@ -95,3 +96,24 @@ def test_the_filter_checks_the_hosts_the_play_read():
     assert json.loads(filters.peer_list(data, "host1", fact, "routes"))[-1]["dst"] == "192.168.12.0/24"
     with pytest.raises(AnsibleFilterError, match="peer_list: 'nope' is none of"):
         filters.peer_list(data, "host1", fact, "nope")
+
+
+def test_node_script_plans_the_node_whole_from_the_cluster():
+    """The replay script and render.yml: podnet_plan holds no peer lists, so node_script plans the
+    node from the validated cluster itself, the same script as from the whole plan."""
+    hv = hostvars(ALL)
+    data = filters.cluster(sorted(HOSTS), hv)
+    the = Cluster.from_data(json.loads(data))
+    whole = planner.plan(the, "host1", FACT)
+    text = filters.node_script(data, "host1", FACT)
+    assert text == renderer.render(whole, "host1") == filters.node_script(whole, "host1")
+    assert "192.168.12.0/24" in text and "10.57.4.22" in text
+    # The pre-flight's narrower path MTU (by host) reaches the script as it reaches the plan.
+    narrow = filters.node_script(data, "host1", FACT, {"host1": 1400, "host2": 1300})
+    assert narrow == renderer.render(planner.plan(the, "host1", dict(FACT, path_mtu=1400)), "host1") != text
+    assert filters.node_plan(data, "host1", FACT, {"host1": 1400})["mtu"] == \
+        planner.plan(the, "host1", dict(FACT, path_mtu=1400))["mtu"]
+    with pytest.raises(AnsibleFilterError, match="podnet_plan holds no peer lists"):
+        filters.node_script(filters.node_plan(data, "host1", FACT), "host1")
+    with pytest.raises(AnsibleFilterError, match="expected the node's plan"):
+        filters.node_script("nonsense", "host1")
