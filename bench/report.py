@@ -470,18 +470,31 @@ each reading N hosts' variables, ~N^2 in all (the "before" table). What replaced
   per node at N=1000; the controller's RSS reached 472 MB), which every one of the ~15,000 worker
   forks of a run paid for. A worker plans its node again from `validate_cluster` (json.loads and
   the planner: ~4 ms at N=1000) and serializes the one list its task hands over.
-- **Still open** (issue 10 stays open): the goal (1.3x) is missed. Left, profiled per task: the
-  tasks skipped on every host (the rp_filter warning, the BIRD stop, the cleanup, the CNI role:
-  ~18 ms per host each at N=256, a worker fork each, which the do-nothing twin does not have), the
-  underlay read's `node_bird_files` filter (the one worker per host still compiling podnet's
-  filters, before the plan action is imported), and the roles' argument-spec tasks.
-- **Measured under load**: the table above is this code (the plan action, peer_list), run while
-  other sessions' tests kept the machine's load at 14-26 (the previous table, the code before,
-  was measured at load 3-7: 380/344/381/841 ms per node against 240/228/264/309, git c51a955).
-  Under that load the small-N figures are inflated, so the N=1000 / N=16 ratio of this run says
-  little; the ratio to the do-nothing twin at N=1000 fell from 2.72x to 2.22x. Side by side at
-  N=64 in the same load (before, then after): 33.2 against 30.1 s of CPU, the plan task 3.3
-  against 1.5 s. To be measured again on a quiet machine."""
+- **The replay script plans its node itself** (`validate_cluster | podnet.fabric.node_script(...)`):
+  since `podnet_plan` holds no per-peer list, the one task that writes the boot replay script (and
+  playbooks/render.yml) plans the node whole, lists too, in its own filter call, once per node.
+- **The mode's include carries the optional steps** (site.yml): podnet's BIRD stop (bgp leftovers),
+  the mode's role and the cleanup after a mode switch are one `include_role` looping over the steps
+  the node needs, instead of three includes of which two were skipped on nearly every host (a
+  skipped include is a worker fork per host, ~18 ms at N=256).
+- **node_facts has an action plugin** (the normal one): its import in the controller's main process
+  brings podnet's filters in before the underlay read's workers fork (that task's `node_bird_files`
+  call was the last per-host compile of podnet's filters from source).
+- **Still open** (issue 10 stays open): the goal (1.3x) is missed. What remains, counted in the
+  N=16 run's log: site.yml runs 23 tasks per host and skips 10 more, each skip a worker fork that
+  the do-nothing twin does not have: the three failure blocks that give the lock back (the underlay
+  read, the underlay check, the pre-flight verdict: an `import_role` of the lock's release, its
+  argument-spec task and the release, skipped on every host; an `include_role` would be one skip
+  each), their `fail` tasks, the lock's first-node/other-nodes pair (one skipped per host), the
+  rp_filter warning and the CNI include. The rest is podnet's own work per host (planning from
+  `validate_cluster`, the pre-flight's plan and verdict, the larger payloads).
+- **Measured under load**: the table above is this branch's code (e4fdb58), N=16, 64 and 256 in one
+  run, each beside its do-nothing twin, while other sessions' tests kept the load at 3-13 (the
+  load rose during the run; for 15 of the N=256 site.yml run's 23 minutes an N=1000 run, stopped
+  unfinished, shared the 2 cores). N=1000 was not measured for this code: at that load it would
+  have taken well over an hour; nothing is extrapolated. Since the scale branch's run (27b06d2,
+  bench/results/partial) main gained the pre-flight probe and the run lock: 31 tasks per host
+  instead of 15, so the absolute figures are not comparable with it, the ratios are."""
 
 
 def scale_section(data, images):
