@@ -444,9 +444,14 @@ each reading N hosts' variables, ~N^2 in all (the "before" table). What replaced
   (`groups`), so peers are planned from it. The plan play always runs `linear` (a user's
   `strategy: free` cannot start the check before every node's facts are in) and never in batches;
   `podnet_serial` batches only the wiring play after it.
-- **An action plugin** doing the same would run the same Python once; it would add a plugin type
-  to the collection and change nothing measurable, since the cost is not the call but what Ansible
-  does with its result (below).
+- **An action plugin for each node's plan** (`podnet.fabric.plan`, playbooks/plan.yml), beside the
+  `run_once` task: not for the Python it runs (the same planner) but for where it is imported. The
+  strategy imports every task's action plugin in the controller's main process before it forks the
+  task's workers (a fork per host and task); this one imports the planner and podnet's filters with
+  it, so every later worker finds them imported. Profiled (cProfile in each worker, N=64): a worker
+  that meets a podnet filter nobody imported before the fork compiles the filters and the planner
+  from source (the collection loader keeps no bytecode), ~25 ms of CPU per host and task; with the
+  `set_fact` + filter, the plan task paid that on every host.
 - **Caching keyed by the inventory** (each host computing the model once, keyed by a hash of the
   inventory) still has every host read every host's variables to compute the key: O(N) per host,
   O(N^2) in all, the cost being removed. Not kept.
@@ -460,12 +465,39 @@ each reading N hosts' variables, ~N^2 in all (the "before" table). What replaced
   options. That was the largest single cut (at N=256 from 559-669 to 441 ms per node).
 - **Role argument specs** no longer declare `podnet_plan`: validating it templated the whole plan
   (one entry per peer) at every role's start, ~95 ms per node at N=256.
-- **Still open** (issue 10 stays open): per node the cost is flat from 16 to 256 nodes but doubles
-  at 1000, and a constant ~110-140 ms per node over the do-nothing twin remains at every N. Not
-  profiled yet. The likeliest cause of the jump: every node's plan is kept as a fact, so the
-  controller process holds O(N^2) data at once (~300 KB per node at N=1000, ~300 MB) and each of
-  the ~15,000 worker forks of a run pays for a process that large. Planning each task's list on
-  the fly from `validate_cluster`, instead of storing the plans, would keep it O(N)."""
+- **The per-peer lists are planned in the task that uses them** (`podnet.fabric.peer_list`), not
+  stored in `podnet_plan`: storing every node's plan kept O(N^2) data in the controller (~300 KB
+  per node at N=1000; the controller's RSS reached 472 MB), which every one of the ~15,000 worker
+  forks of a run paid for. A worker plans its node again from `validate_cluster` (json.loads and
+  the planner: ~4 ms at N=1000) and serializes the one list its task hands over.
+- **The replay script plans its node itself** (`validate_cluster | podnet.fabric.node_script(...)`):
+  since `podnet_plan` holds no per-peer list, the one task that writes the boot replay script (and
+  playbooks/render.yml) plans the node whole, lists too, in its own filter call, once per node.
+- **The mode's include carries the optional steps** (site.yml): podnet's BIRD stop (bgp leftovers),
+  the mode's role and the cleanup after a mode switch are one `include_role` looping over the steps
+  the node needs, instead of three includes of which two were skipped on nearly every host (a
+  skipped include is a worker fork per host, ~18 ms at N=256).
+- **node_facts has an action plugin** (the normal one): its import in the controller's main process
+  brings podnet's filters in before the underlay read's workers fork (that task's `node_bird_files`
+  call was the last per-host compile of podnet's filters from source). These two cuts side by side
+  (N=64, the code before them, 72f05a8, and after, b1ce1db, run at the same time, load ~13, one run
+  each): site.yml 1368 against 1247 ms of CPU per node, their do-nothing twins 774 and 770 ms;
+  1.77x against 1.62x the twin.
+- **Still open** (issue 10 stays open): the goal (1.3x) is missed. What remains, counted in the
+  N=16 run's log: site.yml runs 23 tasks per host and skips 10 more, each skip a worker fork that
+  the do-nothing twin does not have: the three failure blocks that give the lock back (the underlay
+  read, the underlay check, the pre-flight verdict: an `import_role` of the lock's release, its
+  argument-spec task and the release, skipped on every host; an `include_role` would be one skip
+  each), their `fail` tasks, the lock's first-node/other-nodes pair (one skipped per host), the
+  rp_filter warning and the CNI include. The rest is podnet's own work per host (planning from
+  `validate_cluster`, the pre-flight's plan and verdict, the larger payloads).
+- **Measured under load**: the table above is this branch's code (e4fdb58), N=16, 64 and 256 in one
+  run, each beside its do-nothing twin, while other sessions' tests kept the load at 3-13 (the
+  load rose during the run; for 15 of the N=256 site.yml run's 23 minutes an N=1000 run, stopped
+  unfinished, shared the 2 cores). N=1000 was not measured for this code: at that load it would
+  have taken well over an hour; nothing is extrapolated. Since the scale branch's run (27b06d2,
+  bench/results/partial) main gained the pre-flight probe and the run lock: 31 tasks per host
+  instead of 15, so the absolute figures are not comparable with it, the ratios are."""
 
 
 def scale_section(data, images):

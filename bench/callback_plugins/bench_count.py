@@ -38,7 +38,7 @@ CONTROLLER_ACTIONS = frozenset(
     "%s%s" % (prefix, name) for prefix in ("", "ansible.builtin.", "ansible.legacy.")
     for name in ("set_fact", "assert", "debug", "fail", "meta", "include_role", "import_role",
                  "include_tasks", "import_tasks", "include_vars", "add_host", "group_by", "set_stats",
-                 "validate_argument_spec"))
+                 "validate_argument_spec")) | frozenset(("podnet.fabric.plan",))  # an action plugin only
 
 
 class CallbackModule(CallbackBase):

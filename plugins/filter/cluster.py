@@ -10,9 +10,14 @@ The validate role calls them in this order (see playbooks/plan.yml):
    one ``json.loads`` per reader instead of Ansible templating a thousand nested dicts;
 2. ``validate_cluster | podnet.fabric.check_underlay(hostvars, ansible_play_hosts)``, once:
    the underlay of every node read can carry the mode;
-3. ``validate_cluster | podnet.fabric.node_plan(inventory_hostname, podnet_underlay)``, per
-   node: what this node must hold (``podnet_plan``); it reads only the cluster data and the
-   node's own facts, so each node's cost grows only with its own peer list.
+3. ``podnet.fabric.plan`` (plugins/action/plan.py, ``node_plan`` here), per node: what this
+   node must hold (``podnet_plan``), without its per-peer lists; it reads only the cluster data
+   and the node's own facts;
+4. ``validate_cluster | podnet.fabric.peer_list(inventory_hostname, podnet_underlay, NAME)``, in
+   the task that hands a per-peer list to a module: each node's cost grows only with its own
+   peer list, and no process holds every node's list at once;
+5. ``validate_cluster | podnet.fabric.node_script(inventory_hostname, podnet_underlay, path_mtu)``,
+   in the one task that writes the node's replay script: the whole plan, lists too, in that call.
 
 ``podnet.fabric.verify_plan`` plans the verify role's probes the same way.
 """
@@ -92,15 +97,39 @@ def check_underlay(data, hostvars, read=None):
     return True
 
 
-def node_plan(data, host, fact, path_mtu=None):
-    """``validate_cluster | podnet.fabric.node_plan(inventory_hostname, podnet_underlay, path_mtu)``: what
-    this node must hold (node_plan.py), its per-peer lists as JSON text (``as_json``). ``path_mtu``: the
-    pre-flight probe's narrower path MTUs by host (``preflight_verdict.path_mtu``), if any."""
+def _underlay(host, fact, path_mtu=None):
+    """The node's underlay fact, with the pre-flight probe's narrower path MTU (``path_mtu``: by host,
+    ``preflight_verdict.path_mtu``) when it found one."""
     if not isinstance(fact, dict) or not fact.get("iface"):
         raise AnsibleFilterError("podnet: host %s: its underlay was not read (podnet.fabric.node_facts)" % host)
     if (path_mtu or {}).get(host):
         fact = dict(fact, path_mtu=int(path_mtu[host]))
-    return as_json(_podnet(planner.plan, _cluster(data), host, fact))
+    return fact
+
+
+def _plan(data, host, fact, path_mtu=None):
+    """The whole plan of ``host`` (node_plan.py); the last one is kept, so the lists one task asks
+    for (vxlan_fdb's entries and neighbours) are planned once."""
+    fact = _underlay(host, fact, path_mtu)
+    key = (host, data)
+    if _LAST[0] != key or _LAST[1] != fact:
+        _LAST[:] = [key, fact, _podnet(planner.plan, _cluster(data), host, fact)]
+    return _LAST[2]
+
+
+_LAST = [None, None, None]
+
+
+def node_plan(data, host, fact, path_mtu=None):
+    """``validate_cluster | podnet.fabric.node_plan(inventory_hostname, podnet_underlay, path_mtu)``: what
+    this node must hold (node_plan.py) without the lists that grow with the cluster (``PEER_LISTS``):
+    ``fdb`` keeps its device, ``iptables_switch`` says whether a mode switch is under way. Those lists
+    are planned by ``peer_list`` in the task that hands them to a module (and by ``node_script`` for
+    the replay script), so no process keeps every node's peer list (N^2 entries) at once.
+    ``path_mtu``: the pre-flight probe's narrower path MTUs by host (``preflight_verdict.path_mtu``)."""
+    plan = _plan(data, host, fact, path_mtu)
+    return dict(plan, routes=None, iptables=None, iptables_switch=bool(plan["iptables_switch"]),
+                fdb=plan["fdb"] and dict(device=plan["fdb"]["device"]))
 
 
 def as_json(plan):
@@ -115,12 +144,38 @@ def as_json(plan):
     return plan
 
 
-def node_script(plan, host):
-    """``podnet_plan | podnet.fabric.node_script(inventory_hostname)``: the POSIX sh script that builds
-    this node from scratch (script.py), the boot replay's and playbooks/render.yml's one text."""
-    if not isinstance(plan, dict) or "routes" not in plan:
+# The plan's lists that grow with the cluster, by the name ``peer_list`` takes: one route per peer,
+# in vxlan one FDB and one neighbour entry per tunnel peer, the chains with the guard's rule per peer
+# (``iptables_switch``: during a mode switch, the guard also covers the previous mode's device).
+PEER_LISTS = dict(routes=lambda p: p["routes"], iptables=lambda p: p["iptables"],
+                  iptables_switch=lambda p: p["iptables_switch"] or p["iptables"],
+                  fdb_entries=lambda p: p["fdb"]["entries"], fdb_neighbors=lambda p: p["fdb"]["neighbors"])
+
+
+def peer_list(data, host, fact, name):
+    """``validate_cluster | podnet.fabric.peer_list(inventory_hostname, podnet_underlay, 'routes')``:
+    one of this node's lists that grow with the cluster (``PEER_LISTS``), as the JSON text the
+    modules take (``routes_json``, ``chains_json``, ``entries_json``, ``neighbors_json``): Ansible
+    templates a string at no cost, a list of dicts entry by entry (skeleton.main). No list depends
+    on the path MTU, so the pre-flight's is not asked for."""
+    if name not in PEER_LISTS:
+        raise AnsibleFilterError("podnet: peer_list: %r is none of %s" % (name, ", ".join(sorted(PEER_LISTS))))
+    return json.dumps(PEER_LISTS[name](_plan(data, host, fact)), separators=(",", ":"))
+
+
+def node_script(data, host, fact=None, path_mtu=None):
+    """The POSIX sh script that builds this node from scratch (script.py), the boot replay's and
+    playbooks/render.yml's one text: ``validate_cluster | podnet.fabric.node_script(inventory_hostname,
+    podnet_underlay, path_mtu)`` plans the node whole (its peer lists too) in this one call; a whole
+    plan (``node_plan.plan``, or ``as_json`` of it) renders as given."""
+    if isinstance(data, dict) and data.get("routes") is not None:
+        return _podnet(renderer.render, data, host)
+    if isinstance(data, dict) and "routes" in data:
+        raise AnsibleFilterError("podnet: host %s: podnet_plan holds no peer lists; give node_script the "
+                                 "validated cluster (validate_cluster), the node's underlay and path_mtu" % host)
+    if fact is None:
         raise AnsibleFilterError("podnet: host %s: expected the node's plan (podnet_plan)" % host)
-    return _podnet(renderer.render, plan, host)
+    return _podnet(renderer.render, _plan(data, host, fact, path_mtu), host)
 
 
 def verify_plan(data, host, mtu, hostvars):
@@ -159,5 +214,5 @@ def preflight_verdict(data, hostvars, read, token):
 class FilterModule(object):
     def filters(self):
         return dict(cluster=cluster, validate_inventory=validate_inventory, check_underlay=check_underlay,
-                    node_plan=node_plan, node_script=node_script, verify_plan=verify_plan,
+                    node_plan=node_plan, peer_list=peer_list, node_script=node_script, verify_plan=verify_plan,
                     preflight_plan=preflight_plan, preflight_verdict=preflight_verdict)

@@ -87,7 +87,7 @@ EXAMPLES = r"""
 - name: Keep the node's pod network across reboots
   podnet.fabric.replay:
     path: "{{ podnet_plan.replay_file }}"
-    script: "{{ podnet_plan | podnet.fabric.node_script(inventory_hostname) }}"
+    script: "{{ validate_cluster | podnet.fabric.node_script(inventory_hostname, podnet_underlay) }}"
     iface: "{{ podnet_plan.iface }}"
 
 - name: Forget it (teardown)

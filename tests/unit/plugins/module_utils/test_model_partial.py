@@ -11,6 +11,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.podnet.fabric.plugins.filter import cluster as filters
+from ansible_collections.podnet.fabric.plugins.module_utils import node_plan as planner, script as renderer
 from ansible_collections.podnet.fabric.plugins.module_utils.model import Cluster
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
@@ -85,6 +86,34 @@ def test_the_filter_checks_the_hosts_the_play_read():
     assert filters.check_underlay(data, hv, ["host1", "host2"]) is True
     # A host outside the group in `read` changes nothing; the plans need no peer facts.
     assert filters.check_underlay(data, hv, ["host2", "host1", "other"]) is True
-    # The filter hands the per-peer lists to Ansible as JSON text (the modules' *_json options).
-    assert json.loads(filters.node_plan(data, "host1", hv["host1"]["podnet_underlay"])["fdb"]["entries"])[-1] == {
+    # The filter hands the per-peer lists to Ansible as JSON text (the modules' *_json options),
+    # planned in the task that uses one (peer_list); the node's plan keeps none of them.
+    fact = hv["host1"]["podnet_underlay"]
+    assert json.loads(filters.peer_list(data, "host1", fact, "fdb_entries"))[-1] == {
         "mac": "0e:50:0a:39:04:16", "dst": "10.57.4.22"}
+    plan = filters.node_plan(data, "host1", fact)
+    assert plan["routes"] is None and plan["iptables"] is None and plan["fdb"] == {"device": "vxlan0"}
+    assert json.loads(filters.peer_list(data, "host1", fact, "routes"))[-1]["dst"] == "192.168.12.0/24"
+    with pytest.raises(AnsibleFilterError, match="peer_list: 'nope' is none of"):
+        filters.peer_list(data, "host1", fact, "nope")
+
+
+def test_node_script_plans_the_node_whole_from_the_cluster():
+    """The replay script and render.yml: podnet_plan holds no peer lists, so node_script plans the
+    node from the validated cluster itself, the same script as from the whole plan."""
+    hv = hostvars(ALL)
+    data = filters.cluster(sorted(HOSTS), hv)
+    the = Cluster.from_data(json.loads(data))
+    whole = planner.plan(the, "host1", FACT)
+    text = filters.node_script(data, "host1", FACT)
+    assert text == renderer.render(whole, "host1") == filters.node_script(whole, "host1")
+    assert "192.168.12.0/24" in text and "10.57.4.22" in text
+    # The pre-flight's narrower path MTU (by host) reaches the script as it reaches the plan.
+    narrow = filters.node_script(data, "host1", FACT, {"host1": 1400, "host2": 1300})
+    assert narrow == renderer.render(planner.plan(the, "host1", dict(FACT, path_mtu=1400)), "host1") != text
+    assert filters.node_plan(data, "host1", FACT, {"host1": 1400})["mtu"] == \
+        planner.plan(the, "host1", dict(FACT, path_mtu=1400))["mtu"]
+    with pytest.raises(AnsibleFilterError, match="podnet_plan holds no peer lists"):
+        filters.node_script(filters.node_plan(data, "host1", FACT), "host1")
+    with pytest.raises(AnsibleFilterError, match="expected the node's plan"):
+        filters.node_script("nonsense", "host1")
