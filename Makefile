@@ -44,8 +44,9 @@ venv: deps $(BIN)/ansible link
 unit: venv
 	$(PYTEST) -q tests/unit
 
+# The slowest tests named at the end, to see where the suite's time goes.
 integration: venv
-	$(PYTEST) -q -m "not ipip" tests/integration
+	$(PYTEST) -q --durations=25 -m "not ipip" tests/integration
 
 # Tests that need a kernel with IPIP, in a qemu VM running a stock Debian kernel (tests/qemu).
 # Exit 77 from the harness means qemu cannot run on this machine: a skip, with its reason printed.
