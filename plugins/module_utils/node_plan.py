@@ -64,7 +64,13 @@ def plan(cluster, name, fact):
     record_file = record.path(s["record_dir"], name)
     previous = record.check(fact.get("record"), "host %s: %s" % (name, record_file))
     gone = record.leftovers(previous, devices, chains, node.pods, sysctl_file)
+    # The state directories renamed since (where the record's sysctl file is).
+    old_dirs = [old.rsplit("/", 1)[0] or "/" for old in gone["sysctl_files"]]
     devices += gone["devices"]
+    # A pod whose host_ifname changed: its earlier veth goes (pod_netns ``replaces``), the namespace stays.
+    for item in pods:
+        if item["name"] in gone["veths"]:
+            item["replaces"] = [gone["veths"][item["name"]]]
     # A pod that left the inventory: its namespace goes only if this node's veth leads into it.
     pods += [dict(p, state="absent", wired_only=True) for p in gone["pods"]]
     gone_chains = [dict(name=c, state="absent") for c in gone["chains"]]
@@ -95,23 +101,31 @@ def plan(cluster, name, fact):
                   # The node's commands as a script (script.py), kept for the boot replay.
                   replay_file="%s/%s-replay.sh" % (s["state_dir"].rstrip("/"), name),
                   # The script in a state directory renamed since (the record's old sysctl file's).
-                  replay_moved_from=["%s/%s-replay.sh" % (old.rsplit("/", 1)[0], name) for old in gone["sysctl_files"]])
+                  replay_moved_from=["%s/%s-replay.sh" % (old, name) for old in old_dirs],
+                  # The other files podnet keeps there (podnet.fabric.state_files moves them): the
+                  # kernel modules an ipip device loaded (ip_tunnel) and the CNI plugin's record.
+                  state_moved_from=old_dirs, state_files=["%s-kmod.json" % name, "%s-cni.json" % name])
     result["warnings"] = rp_filter.warnings(name, iface, tunnel and tunnel["name"],
                                             [p["host_ifname"] for p in node.pods], fact)
     # bgp needs only this node's own fact (a peer is on its subnet when its node_ip is).
     result["bgp"] = bird.node_bgp(cluster, name, {name: fact}, cluster.bgp_peers, strict=False) \
         if cluster.mode == "bgp" else None
-    result["bird_absent"] = _bird_absent(cluster, name, fact)
+    result["bird_absent"] = _bird_absent(cluster, name, fact, old_dirs)
     return result
 
 
-def _bird_absent(cluster, name, fact):
+def _bird_absent(cluster, name, fact, old_dirs):
     """What stops podnet's BIRD (podnet.fabric.bird state=absent), or None when the node has none.
 
     node_facts' ``files`` lists which of the files the validate role asked about exist; only a node
     holding its BIRD config (written first, removed last) costs the call. Unknown (no ``files``): asked.
+    After a rename of the state directory (``old_dirs``), podnet's BIRD, if any, runs from the earlier
+    one (its socket and pid file cannot move): that one is stopped, in any mode (bgp starts it again
+    from the new directory); asked once, as the record then names the new directory.
     """
     gone = bird.absent(cluster, name)
+    if old_dirs:
+        return dict(gone, **bird.paths(old_dirs[0], name))
     files = fact.get("files")
     return gone if files is None or gone["config_file"] in files else None
 

@@ -73,7 +73,7 @@ def check_address(address, option="address", gateway=None):
 
 def wanted(name, ifname=DEFAULT_IFNAME, host_ifname=None, address=None, gateway=DEFAULT_GATEWAY,
            mtu=None, proxy_arp=True, host_route=True, state="present", node_netns=None, forwarding=True,
-           wired_only=False):
+           wired_only=False, replaces=None):
     """Validate and normalise the options; raise ``PodnetError`` naming the option."""
     want = dict(name=validate.netns_name(name, "name"), state=state, wired_only=bool(wired_only))
     if node_netns is not None and name == node_netns:
@@ -81,6 +81,7 @@ def wanted(name, ifname=DEFAULT_IFNAME, host_ifname=None, address=None, gateway=
                           % name)
     want["ifname"] = validate.ifname(ifname if ifname is not None else DEFAULT_IFNAME, "ifname")
     want["host_ifname"] = veth_name(want["name"], host_ifname)
+    want["replaces"] = [validate.ifname(old, "replaces") for old in replaces or [] if old != want["host_ifname"]]
     want["mtu"] = validate.mtu(mtu, "mtu") if mtu not in (None, "") else None
     want["proxy_arp"] = bool(proxy_arp)
     want["forwarding"] = bool(forwarding)
@@ -194,12 +195,13 @@ def _host_routes(node_routes, host_ifname, dst=None):
     return result
 
 
-def _host_route_plan(want, node_routes, veth_ok):
-    """(commands, before, after) for the /32 host route, via route.plan."""
+def _host_route_plan(want, node_routes, veth_ok, gone=()):
+    """(commands, before, after) for the /32 host route, via route.plan. ``gone``: the host veths
+    deleted first (``replaces``), whose routes go with them."""
     dst = None
     if want["state"] == "present" and want["host_route"]:
         dst = str(ipaddress.IPv4Interface(want["address"]).ip) + "/32"
-    relevant = _host_routes(node_routes, want["host_ifname"], dst)
+    relevant = [item for item in _host_routes(node_routes, want["host_ifname"], dst) if item.get("dev") not in gone]
     if not veth_ok:
         # host_ifname is missing (no route can use it) or not ours: leave routes on it alone.
         relevant = [item for item in relevant if item.get("dev") != want["host_ifname"]]
@@ -238,14 +240,18 @@ def _state(namespace, veth, host=None, pod_if=None, lo=None, pod_routes=None, sy
 
 
 def plan(want, namespace, node_links, node_routes, peer_ns=None, pod_links=None, pod_routes=None,
-         sysctls=None, macs=None):
+         sysctls=None, macs=None, replaced_peers=None):
     """Compare and return a ``Plan``: the steps, before, after, warnings, and the facts
     ``host_mac``/``mac``.
 
     ``namespace`` is NS_PRESENT, NS_ABSENT or NS_BROKEN (listed under /run/netns but not
     a usable namespace); ``pod_links``/``pod_routes`` are the pod's reads (None unless
     NS_PRESENT); ``sysctls`` is ``parse_sysctls()`` of the host veth (None unless it is
-    ours); ``macs`` is ``(host_mac, pod_mac)`` for a veth that has to be created.
+    ours); ``macs`` is ``(host_mac, pod_mac)`` for a veth that has to be created;
+    ``replaced_peers``: for each of ``want["replaces"]`` that is a veth on the node, the name of
+    the namespace of its peer (as ``peer_ns``). A veth of ``replaces`` that is this pod's (the
+    pod's earlier host_ifname: ``owned`` under that name) is deleted first, with its routes and
+    the pod's end; the pod is then wired again under ``host_ifname``.
     The facts are the MACs after the run (None when unknown).  Raises
     ``PodnetError`` (naming the option) when a device podnet does not own is in the way.
     """
@@ -253,12 +259,19 @@ def plan(want, namespace, node_links, node_routes, peer_ns=None, pod_links=None,
     host = find_link(node_links, host_ifname)
     pod_if = find_link(pod_links, ifname) if namespace == NS_PRESENT else None
     lo = find_link(pod_links, "lo") if namespace == NS_PRESENT else None
-    veth_ok, reason = owned(want, host, pod_if, peer_ns)
     steps, warnings = [], []
+    # The pod's earlier host veth (its host_ifname changed): deleted, and the pod's end with it.
+    gone = [old for old in want.get("replaces") or [] if want["state"] == "present" and owned(
+        dict(want, host_ifname=old), find_link(node_links, old), pod_if, (replaced_peers or {}).get(old))[0]]
+    steps.extend(("node", ["link", "del", old]) for old in gone)
+    if gone:
+        pod_if = None
+        pod_routes = [r for r in pod_routes or [] if r.get("dev") != ifname]
+    veth_ok, reason = owned(want, host, pod_if, peer_ns)
     if reason and want["state"] == "present":
         raise PodnetError(reason)
 
-    route_cmds, routes_before, routes_after = _host_route_plan(want, node_routes, veth_ok)
+    route_cmds, routes_before, routes_after = _host_route_plan(want, node_routes, veth_ok, gone)
     before = _state(namespace, veth_ok, host, pod_if, lo, pod_routes, sysctls, routes_before)
 
     def node(*args):

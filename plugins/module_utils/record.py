@@ -74,15 +74,18 @@ def check(data, where="record", read=True):
 def leftovers(previous, devices, chains, pods, sysctl_file):
     """What ``previous`` (a checked record, or None) lists and this run does not make: devices
     (``[{name, kind}]``, not named like one of ``devices``), chains (names not in ``chains``), pods
-    (``[{name, host_ifname}]`` whose name is not among ``pods``), and the earlier sysctl file
-    (``[path]`` unless it is ``sysctl_file``)."""
+    (``[{name, host_ifname}]`` whose name is not among ``pods``), the earlier host veths of the pods
+    that stay (``{pod: host_ifname}`` where it changed), and the earlier sysctl file (``[path]``
+    unless it is ``sysctl_file``)."""
     if not previous:
-        return dict(devices=[], chains=[], pods=[], sysctl_files=[])
+        return dict(devices=[], chains=[], pods=[], veths={}, sysctl_files=[])
     names = set(d["name"] for d in devices)
-    wanted_pods = set(p["name"] for p in pods)
+    wanted_pods = dict((p["name"], p["host_ifname"]) for p in pods)
     old_file = previous["sysctls"]["file"]
     return dict(devices=[dict(name=d["name"], kind=d["kind"]) for d in previous["devices"] if d["name"] not in names],
                 chains=[c for c in previous["chains"] if c not in chains],
                 pods=[dict(name=p["name"], host_ifname=p["host_ifname"]) for p in previous["pods"]
                       if p["name"] not in wanted_pods],
+                veths=dict((p["name"], p["host_ifname"]) for p in previous["pods"]
+                           if wanted_pods.get(p["name"], p["host_ifname"]) != p["host_ifname"]),
                 sysctl_files=[old_file] if old_file != sysctl_file else [])

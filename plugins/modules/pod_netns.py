@@ -91,6 +91,11 @@ options:
         description: As O(wired_only).
         type: bool
         default: false
+      replaces:
+        description: As O(replaces).
+        type: list
+        elements: str
+        default: []
       state:
         description: As O(state).
         type: str
@@ -161,6 +166,16 @@ options:
         to this node is not podnet's.
     type: bool
     default: false
+  replaces:
+    description:
+      - Earlier names of the pod's host veth (a O(host_ifname) changed since the last run; podnet's
+        node record gives them). With O(state=present), such a device that is this pod's veth (its peer
+        is the pod's O(ifname) in its namespace) is deleted first, with its routes and the pod's end,
+        and the pod is wired again under O(host_ifname); its namespace stays. Any other device of
+        such a name is left alone.
+    type: list
+    elements: str
+    default: []
 notes:
   - O(netns) is the B(node's) namespace; the pod's namespace is always O(name).
   - C(ip netns exec NODE CMD) runs CMD in a private mount namespace whose C(/) is a slave of the
@@ -279,6 +294,7 @@ POD_OPTIONS = dict(
     forwarding=dict(type="bool", default=True),
     host_route=dict(type="bool", default=True),
     wired_only=dict(type="bool", default=False),
+    replaces=dict(type="list", elements="str", default=[]),
 )
 
 
@@ -286,7 +302,7 @@ def _wanted(item, node_netns, where=""):
     try:
         return pod.wanted(item["name"], item["ifname"], item["host_ifname"], item["address"], item["gateway"],
                           item["mtu"], item["proxy_arp"], item["host_route"], item["state"], node_netns,
-                          item["forwarding"], item["wired_only"])
+                          item["forwarding"], item["wired_only"], item["replaces"])
     except PodnetError as exc:
         raise PodnetError(where + str(exc))
 
@@ -319,11 +335,15 @@ def plan_pod(module, runner, want, node_links, node_routes):
         pod_links = runner.read_json("ip", ["-details", "addr", "show"], netns=name)
         pod_routes = runner.read_json("ip", ["route", "show"], netns=name)
 
+    def peer_namespace(link):
+        if link is None or "link_netnsid" not in link or namespace != pod.NS_PRESENT:
+            return None
+        ids = runner.read_json("ip", ["netns", "list-id", "nsid", str(link["link_netnsid"])])
+        return ids[0].get("name") if ids else None
+
     host = pod.find_link(node_links, want["host_ifname"])
-    peer_ns = None
-    if host is not None and "link_netnsid" in host and namespace == pod.NS_PRESENT:
-        ids = runner.read_json("ip", ["netns", "list-id", "nsid", str(host["link_netnsid"])])
-        peer_ns = ids[0].get("name") if ids else None
+    peer_ns = peer_namespace(host)
+    replaced_peers = dict((old, peer_namespace(pod.find_link(node_links, old))) for old in want["replaces"])
     sysctls = None
     is_ours = pod.owned(want, host, pod.find_link(pod_links, want["ifname"]), peer_ns)[0]
     if is_ours:
@@ -331,7 +351,8 @@ def plan_pod(module, runner, want, node_links, node_routes):
 
     macs = (random_mac(), random_mac())
     try:
-        plan = pod.plan(want, namespace, node_links, node_routes, peer_ns, pod_links, pod_routes, sysctls, macs)
+        plan = pod.plan(want, namespace, node_links, node_routes, peer_ns, pod_links, pod_routes, sysctls, macs,
+                        replaced_peers)
     except PodnetError as exc:
         raise PodnetError(str(exc) if module.params["pods"] is None else "pod %s: %s" % (name, exc))
     for warning in plan.warnings:

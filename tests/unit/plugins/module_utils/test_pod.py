@@ -283,6 +283,35 @@ def test_pod_interface_without_the_host_veth_is_refused():
         run(want(), node_links=node_links(), peer_ns=None, sysctls=None)
 
 
+def test_an_earlier_host_veth_of_the_pod_is_replaced_in_its_namespace():
+    """host_ifname changed: the pod's veth under its old name goes (its routes and the pod's end
+    with it), the pod is wired again under the new name; the namespace stays."""
+    old = host_link(name="veth-old")
+    steps, before, after, _facts, _warnings = run(
+        want(host_ifname="veth-new", replaces=["veth-old"]), node_links=node_links(old),
+        node_routes=NODE_ROUTES + [host_route(dev="veth-old")], peer_ns=None, sysctls=None,
+        replaced_peers={"veth-old": POD})
+    assert lines(steps) == [
+        "node: link del veth-old",
+        "node: link add veth-new address %s type veth peer name eth0 address %s netns pod-a" % (HMAC, PMAC),
+        "node: link set veth-new up", "pod: link set eth0 up", "pod: addr replace 192.168.10.10/24 dev eth0",
+        "pod: route replace default via 169.254.10.24 dev eth0 onlink",
+        "sysctl: -w net/ipv4/conf/veth-new/proxy_arp=1 net/ipv4/conf/veth-new/forwarding=1 "
+        "net/ipv4/neigh/veth-new/proxy_delay=0",
+        "node: route replace 192.168.10.10/32 dev veth-new scope link metric 0 proto 150 table main"]
+    assert before["namespace"] == after["namespace"] == "present" and after["veth"]
+
+
+def test_an_earlier_name_that_is_not_the_pods_veth_is_left_alone():
+    # A veth of that name whose peer is in another namespace, and a device of another kind.
+    for other, peer in ((host_link(name="veth-old"), "someone-else"), (host_link(name="veth-old", kind="dummy"), None)):
+        with pytest.raises(PodnetError, match=r"^ifname: .*'eth0'"):
+            run(want(host_ifname="veth-new", replaces=["veth-old"]), node_links=node_links(other),
+                peer_ns=None, sysctls=None, replaced_peers={"veth-old": peer})
+    # Nothing of that name (a converged pod; a record older than the veth): nothing to delete.
+    assert run(want(replaces=["veth-old"]))[0] == []
+
+
 # -- plan: absent ------------------------------------------------------------
 
 def test_absent_removes_route_veth_and_namespace():

@@ -61,6 +61,16 @@ def test_a_pod_dropped_from_the_inventory_is_purged_wired_only():
     assert [p["name"] for p in now["record"]["pods"]] == ["pod-a"]
 
 
+def test_a_pods_changed_host_ifname_replaces_its_old_veth():
+    previous = plan()["record"]
+    renamed = dict(SEED, host1=dict(SEED["host1"], pods=[dict(SEED["host1"]["pods"][0], host_ifname="veth-new")]))
+    now = plan(fact=with_record(previous), inventory=renamed)
+    assert [(p["name"], p["host_ifname"], p.get("replaces")) for p in now["pods"]] == [
+        ("pod-a", "veth-new", ["veth-pod-a"])]
+    assert now["record"]["pods"] == [{"name": "pod-a", "host_ifname": "veth-new"}]
+    assert "replaces" not in plan(fact=with_record(now["record"]), inventory=renamed)["pods"][0]
+
+
 def test_renames_remove_the_old_device_chains_and_move_the_sysctls():
     previous = plan()["record"]
     renamed = {"vxlan_device": "vx1", "iptables_chain": "NEW-FORWARD", "state_dir": "/srv/podnet"}
