@@ -16,7 +16,7 @@ PYTEST := $(BIN)/python -m pytest
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: all deps venv link test unit integration ipip-vm ipip-vm-all sanity sanity-2.19 sanity-2.21 units-2.21 lint \
+.PHONY: all deps venv link test suite-host suite-vm unit integration ipip-vm ipip-vm-all sanity sanity-2.19 sanity-2.21 units-2.21 lint \
         molecule bench lab lab-down capture graph clean
 
 all: venv
@@ -44,8 +44,9 @@ venv: deps $(BIN)/ansible link
 unit: venv
 	$(PYTEST) -q tests/unit
 
+# The slowest tests named at the end, to see where the suite's time goes.
 integration: venv
-	$(PYTEST) -q -m "not ipip" tests/integration
+	$(PYTEST) -q --durations=25 -m "not ipip" tests/integration
 
 # Tests that need a kernel with IPIP, in a qemu VM running a stock Debian kernel (tests/qemu).
 # Exit 77 from the harness means qemu cannot run on this machine: a skip, with its reason printed.
@@ -87,11 +88,18 @@ BENCH_ARGS ?=
 bench: venv
 	bench/run $(BENCH_ARGS)
 
-# The qemu VM (one core, software emulation) and the namespace tests (mostly the other core) run
-# side by side. Their output interleaves as it comes (make's -O would hold each back until it ends).
-test: venv unit units-2.21 lint sanity
-	@$(MAKE) --no-print-directory -j2 integration ipip-vm
-	@$(MAKE) --no-print-directory molecule
+# Two lines of work, one a core, side by side: the qemu VM's IPIP suite (software emulation, the
+# longest) starts at once and molecule follows it; unit, lint, sanity and the namespace tests run
+# on the other core. (-j2 gives each line one job slot, so each runs its steps in order.) Their
+# output interleaves as it comes (make's -O would hold each back until it ends).
+test: venv
+	@$(MAKE) --no-print-directory -j2 suite-host suite-vm
+
+suite-host: venv
+	@$(MAKE) --no-print-directory unit units-2.21 lint sanity integration
+
+suite-vm: venv
+	@$(MAKE) --no-print-directory ipip-vm molecule
 
 # The teaching lab: nodes, switch and router as network namespaces on this machine.
 # LAB=alice builds lab alice beside any others (every namespace named alice-...: alice-host1,

@@ -23,21 +23,13 @@ from ansible import context
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
-from ansible_collections.podnet.fabric.plugins.module_utils import lock
+from ansible_collections.podnet.fabric.plugins.module_utils import files, lock
 
 SLICE = 15
 
 
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
-
-
 def _boot_time():
-    for line in (_read("/proc/stat") or "").splitlines():
+    for line in (files.read_text("/proc/stat") or "").splitlines():
         if line.startswith("btime "):
             return int(line.split()[1])
     return None
@@ -45,7 +37,7 @@ def _boot_time():
 
 def started(pid):
     """The start time (epoch seconds) of process ``pid`` on this machine, None if unknown or gone."""
-    stat = _read("/proc/%d/stat" % pid)
+    stat = files.read_text("/proc/%d/stat" % pid)
     boot = _boot_time()
     if not stat or boot is None:
         return None
@@ -56,7 +48,7 @@ def started(pid):
 
 def controller():
     """This controller's identity: kernel boot and PID namespace (None where /proc does not tell)."""
-    boot_id = (_read("/proc/sys/kernel/random/boot_id") or "").strip()
+    boot_id = (files.read_text("/proc/sys/kernel/random/boot_id") or "").strip()
     try:
         pid_ns = os.readlink("/proc/self/ns/pid")
     except OSError:

@@ -45,8 +45,23 @@ options:
     default: true
     vars:
       - name: ansible_local_become_strip_preamble
-extends_documentation_fragment:
-  - connection_pipelining
+  pipelining:
+    description:
+      - Hand the module to Python on its standard input, in one C(ip netns exec), instead of
+        copying it to a temporary directory first (five C(ip netns exec) a module). The
+        namespace has no tty and the connection no privilege escalation of its own, so this is
+        on unless switched off.
+    type: bool
+    default: true
+    env:
+      - name: ANSIBLE_PIPELINING
+    ini:
+      - section: defaults
+        key: pipelining
+      - section: connection
+        key: pipelining
+    vars:
+      - name: ansible_pipelining
 notes:
   - Needs root (C(ip netns exec) enters the namespace and remounts C(/sys)).
   - The remote user is ignored, as with the local connection.

@@ -118,7 +118,7 @@ import signal
 import tempfile
 import time
 
-from ansible_collections.podnet.fabric.plugins.module_utils import bird, skeleton, validate
+from ansible_collections.podnet.fabric.plugins.module_utils import bird, files, skeleton, validate
 from ansible_collections.podnet.fabric.plugins.module_utils.netns import NETNS_DIR
 from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
@@ -214,15 +214,7 @@ class Bird(object):
             raise PodnetError("config: bird -p refuses it: %s" % (err or out).strip().replace(path, "config"))
 
     def write(self, path, text, mode):
-        directory = os.path.dirname(path)
-        if directory:
-            # exist_ok: nodes of the lab share one machine and may make it at the same time.
-            os.makedirs(directory, 0o755, exist_ok=True)
-        tmp = path + ".tmp"
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
+        files.write_atomic(path, text, mode)
 
     def remove(self, *paths):
         gone = False

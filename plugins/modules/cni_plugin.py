@@ -139,21 +139,13 @@ import json
 import os
 import re
 
-from ansible_collections.podnet.fabric.plugins.module_utils import cni, skeleton
+from ansible_collections.podnet.fabric.plugins.module_utils import cni, files, skeleton
 from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
 _NETWORK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # What host-local keeps in a network's directory: a file per address, its lock, its cursors.
 _RESERVATION_RE = re.compile(r"^([0-9.]+|[0-9a-fA-F:]+|lock|last_reserved_ip\.[0-9]+)$")
-
-
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
 
 
 def _ours_plugin(text):
@@ -276,8 +268,8 @@ def converge(module):
         if not p[key].startswith("/"):
             raise PodnetError("%s: %r is not an absolute path" % (key, p[key]))
     paths = (os.path.join(p["bin_dir"], cni.PLUGIN_TYPE), os.path.join(p["conf_dir"], "10-%s.conflist" % p["network"]))
-    texts = tuple(_read(path) for path in paths)
-    record = json.loads(_read(p["record"]) or "{}") if p["record"] else {}
+    texts = tuple(files.read_text(path) for path in paths)
+    record = json.loads(files.read_text(p["record"]) or "{}") if p["record"] else {}
     runner = Runner(module, p["netns"])
     names = [link["ifname"] for link in runner.links() if cni.is_runtime_link(link)]
     before = dict(plugin=texts[0] is not None, config=json.loads(texts[1]) if _ours_conflist(texts[1]) else None,

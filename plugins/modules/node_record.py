@@ -108,7 +108,7 @@ commands:
 import json
 import os
 
-from ansible_collections.podnet.fabric.plugins.module_utils import record, skeleton
+from ansible_collections.podnet.fabric.plugins.module_utils import files, record, skeleton
 from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
@@ -124,16 +124,8 @@ def read(path):
 
 
 def write(path, data):
-    """Replace ``path`` with ``data`` atomically: a temporary file beside it, then a rename."""
-    directory = os.path.dirname(path)
-    if directory:
-        # exist_ok: nodes of the lab share one machine and may make it at the same time.
-        os.makedirs(directory, 0o755, exist_ok=True)
-    tmp = "%s.%d.tmp" % (path, os.getpid())
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, sort_keys=True, indent=1)
-        handle.write("\n")
-    os.rename(tmp, path)
+    """Replace ``path`` with ``data`` as JSON, atomically."""
+    files.write_atomic(path, json.dumps(data, sort_keys=True, indent=1) + "\n")
 
 
 def converge(module):

@@ -119,7 +119,7 @@ import os
 import tempfile
 
 from ansible_collections.podnet.fabric.plugins.module_utils import script as renderer
-from ansible_collections.podnet.fabric.plugins.module_utils import skeleton, validate
+from ansible_collections.podnet.fabric.plugins.module_utils import files, skeleton, validate
 from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
@@ -137,32 +137,12 @@ def service_kind(module):
     return "none"
 
 
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
-
-
-def _write(path, text, mode):
-    directory = os.path.dirname(path)
-    if directory:
-        # exist_ok: the lab's nodes share one machine and may make it at the same time.
-        os.makedirs(directory, 0o755, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, mode)
-    os.rename(tmp, path)
-
-
 def _verify(runner, unit, text):
     """``systemd-analyze verify`` on a scratch copy: a unit systemd would refuse is never installed."""
     scratch = tempfile.mkdtemp(prefix="podnet-unit-")
     path = os.path.join(scratch, unit)
     try:
-        _write(path, text, 0o644)
+        files.write_atomic(path, text, 0o644)
         rc, out, err = runner.try_read("systemd-analyze", ["verify", path])
     finally:
         if os.path.exists(path):
@@ -187,8 +167,8 @@ def converge(module):
     runner = Runner(module)
     check = module.check_mode
     unit_file = os.path.join(p["unit_dir"], p["unit"]) if kind == "systemd" else None
-    script_before = _read(p["path"])
-    unit_before = _read(unit_file) if unit_file else None
+    script_before = files.read_text(p["path"])
+    unit_before = files.read_text(unit_file) if unit_file else None
     enabled_before = False
     if unit_file and unit_before is not None:
         enabled_before = runner.try_read("systemctl", ["is-enabled", "--quiet", p["unit"]])[0] == 0
@@ -200,12 +180,12 @@ def converge(module):
         if script_before != script_after:
             changed = True
             if not check:
-                _write(p["path"], script_after, 0o755)
+                files.write_atomic(p["path"], script_after, 0o755)
         if unit_file and unit_before != unit_after:
             changed = True
             _verify(runner, p["unit"], unit_after)
             if not check:
-                _write(unit_file, unit_after, 0o644)
+                files.write_atomic(unit_file, unit_after, 0o644)
             runner.run("systemctl", ["daemon-reload"])
         if unit_file and (not enabled_before or unit_before != unit_after):
             # enable again after a rewrite: the [Install] section (the device's wants) may have changed.
