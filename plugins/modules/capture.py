@@ -54,16 +54,15 @@ options:
     description: Seconds to wait at most for the packets.
     type: int
     default: 15
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
     details: Nothing runs; the result's C(commands) lists what would.
   diff_mode:
-    description: Returns details on what has changed (or would change in check mode) when in diff mode.
     support: none
   platform:
-    description: Target OS/families that can be operated against.
     support: N/A
     platforms: posix
 requirements:

@@ -47,18 +47,17 @@ options:
         content is returned in C(record) of the fact, C(null) when the file does not exist. A file
         that is not JSON fails the module.
     type: path
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
   diff_mode:
-    description: Returns details on what has changed (or would change in check mode) when in diff mode.
     support: none
   facts:
-    description: Action returns an C(ansible_facts) dictionary that will update existing host facts.
     support: full
   platform:
-    description: Target OS/families that can be operated against.
     support: N/A
     platforms: posix
 """

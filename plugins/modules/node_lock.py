@@ -60,20 +60,23 @@ options:
       - Who takes the lock (keys C(run), C(host), C(user), C(pid), C(started), C(playbook),
         C(controller)). Filled in by the action plugin from the controller; leave it unset.
     type: dict
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   action:
-    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
     support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
     details: The lock file is neither written nor removed; a held lock is still waited for.
   diff_mode:
-    description: Returns details on what has changed (or would change in check mode) when in diff mode.
     support: full
     details: The lock file's content before and after.
   platform:
-    description: Target OS/families that can be operated against.
     support: N/A
     platforms: posix
 notes:

@@ -79,16 +79,15 @@ options:
     description: O(state=collect) - seconds to wait for the listener's result.
     type: int
     default: 10
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
     details: It changes nothing, so it probes in check mode too.
   diff_mode:
-    description: Returns details on what has changed (or would change in check mode) when in diff mode.
     support: none
   platform:
-    description: Target OS/families that can be operated against.
     support: N/A
     platforms: posix
 notes:

@@ -77,15 +77,14 @@ options:
     description: Pings per probe; one reply is success.
     type: int
     default: 2
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
   diff_mode:
-    description: Returns details on what has changed (or would change in check mode) when in diff mode.
     support: none
   platform:
-    description: Target OS/families that can be operated against.
     support: N/A
     platforms: posix
 """

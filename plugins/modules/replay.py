@@ -66,17 +66,16 @@ options:
     default: present
 requirements:
   - systemd (C(systemctl), C(systemd-analyze)) for O(service=systemd).
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
     details: Nothing changes; the result's C(commands) lists what would run.
   diff_mode:
-    description: Returns details on what has changed (or would change in check mode) when in diff mode.
     support: full
     details: The script, the unit and whether it is enabled, before and after.
   platform:
-    description: Target OS/families that can be operated against.
     support: N/A
     platforms: posix
 notes:

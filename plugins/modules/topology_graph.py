@@ -59,17 +59,16 @@ options:
     elements: str
     choices: [svg, png]
     default: [svg, png]
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
     details: Nothing is written; the result's C(commands) lists what would run.
   diff_mode:
-    description: Returns details on what has changed (or would change in check mode) when in diff mode.
     support: full
     details: Before and after are the graphviz source.
   platform:
-    description: Target OS/families that can be operated against.
     support: N/A
     platforms: posix
 requirements:
