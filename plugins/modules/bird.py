@@ -222,7 +222,10 @@ class Bird(object):
             if os.path.lexists(path):
                 gone = True
                 if not self.module.check_mode:
-                    os.unlink(path)
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass   # BIRD removes its own socket as it exits after `birdc down`: gone too
         return gone
 
 
