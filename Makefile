@@ -89,9 +89,10 @@ bench: venv
 	bench/run $(BENCH_ARGS)
 
 # Two lines of work, one a core, side by side: the qemu VM's IPIP suite (software emulation, the
-# longest) starts at once and molecule follows it; unit, lint, sanity and the namespace tests run
-# on the other core. (-j2 gives each line one job slot, so each runs its steps in order.) Their
-# output interleaves as it comes (make's -O would hold each back until it ends).
+# longest) starts at once, then molecule; unit, lint, sanity and the namespace tests run on the
+# other core. -j2 gives each line one job slot, so each runs its steps in order while both run;
+# when one line ends, the other may use the freed slot too. Their output interleaves as it comes
+# (make's -O would hold each back until it ends).
 test: venv
 	@$(MAKE) --no-print-directory -j2 suite-host suite-vm
 
