@@ -132,18 +132,6 @@ def node_plan(data, host, fact, path_mtu=None):
                 fdb=plan["fdb"] and dict(device=plan["fdb"]["device"]))
 
 
-def as_json(plan):
-    """The plan with the lists that grow with the cluster (routes, FDB and neighbour entries, the
-    chains with the guard's rule per peer) as JSON text, which the modules take as ``*_json``:
-    Ansible templates a string at no cost, a list of dicts entry by entry (skeleton.main)."""
-    plan = dict(plan, routes=json.dumps(plan["routes"]), iptables=json.dumps(plan["iptables"]),
-                iptables_switch=plan["iptables_switch"] and json.dumps(plan["iptables_switch"]))
-    if plan["fdb"]:
-        plan["fdb"] = dict(plan["fdb"], entries=json.dumps(plan["fdb"]["entries"]),
-                           neighbors=json.dumps(plan["fdb"]["neighbors"]))
-    return plan
-
-
 # The plan's lists that grow with the cluster, by the name ``peer_list`` takes: one route per peer,
 # in vxlan one FDB and one neighbour entry per tunnel peer, the chains with the guard's rule per peer
 # (``iptables_switch``: during a mode switch, the guard also covers the previous mode's device).
@@ -167,7 +155,7 @@ def node_script(data, host, fact=None, path_mtu=None):
     """The POSIX sh script that builds this node from scratch (script.py), the boot replay's and
     playbooks/render.yml's one text: ``validate_cluster | podnet.fabric.node_script(inventory_hostname,
     podnet_underlay, path_mtu)`` plans the node whole (its peer lists too) in this one call; a whole
-    plan (``node_plan.plan``, or ``as_json`` of it) renders as given."""
+    plan (``node_plan.plan``) renders as given."""
     if isinstance(data, dict) and data.get("routes") is not None:
         return _podnet(renderer.render, data, host)
     if isinstance(data, dict) and "routes" in data:

@@ -32,7 +32,6 @@ sh with every word quoted by ``shlex.quote``. Pure: nothing here touches the sys
 
 from __future__ import annotations
 
-import json
 import shlex
 
 from ansible_collections.podnet.fabric.plugins.module_utils import chain, fdb, pod, route, tunnel
@@ -40,11 +39,6 @@ from ansible_collections.podnet.fabric.plugins.module_utils import chain, fdb, p
 # What ``iptables -S`` shows on a bare node: the filter table's built-in chains, no rule.
 BARE_FILTER = "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n"
 UNIT = "podnet-replay.service"
-
-
-def _decoded(value):
-    """A plan list as the roles get it (JSON text, node_plan filter's ``as_json``) or as data."""
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def command(argv, unless=None, stdin=None, tolerate=False):
@@ -56,7 +50,7 @@ def _node_steps(plan):
     commands = [command(["sysctl", "-w", "%s=%s" % (key, value)])
                 for key, value in sorted((plan.get("sysctls") or {}).items())]
     yield dict(name="node", comment="Forward packets for the pods (podnet.fabric.node_sysctl)", commands=commands)
-    wants = chain.wanted_many(dict(chains=_decoded(plan["iptables"])))
+    wants = chain.wanted_many(dict(chains=plan["iptables"]))
     lines = chain.plan_many(wants, "filter", BARE_FILTER).commands
     jumps = [want for want in chain.order(wants) if want["state"] == "present" and want["parent"]]
     # The restore payload without the jumps (-I): declaring a chain empties it, an -I would repeat.
@@ -118,8 +112,8 @@ def _tunnel_step(plan):
 
 def _fdb_step(plan):
     spec = plan["fdb"]
-    entries = fdb.wanted_entries(_decoded(spec["entries"]))
-    neighbors = fdb.wanted_neighbors(_decoded(spec["neighbors"]))
+    entries = fdb.wanted_entries(spec["entries"])
+    neighbors = fdb.wanted_neighbors(spec["neighbors"])
     commands = [command([tool] + args) for tool, args in fdb.plan(entries, neighbors, [], [], spec["device"]).commands]
     return dict(name="FDB and neighbours",
                 comment="Per peer a permanent neighbour (tunnel address -> VTEP MAC), then its FDB entry "
@@ -131,9 +125,9 @@ def steps(plan):
     result = list(_node_steps(plan)) + list(_pod_steps(plan))
     if plan.get("tunnel"):
         result.append(_tunnel_step(plan))
-    if plan.get("fdb") and (_decoded(plan["fdb"]["entries"]) or _decoded(plan["fdb"]["neighbors"])):
+    if plan.get("fdb") and (plan["fdb"]["entries"] or plan["fdb"]["neighbors"]):
         result.append(_fdb_step(plan))
-    routes = route.wanted(_decoded(plan["routes"]))
+    routes = route.wanted(plan["routes"])
     peers = [r for r in routes if r["dev"] not in set(p.get("host_ifname") for p in plan["pods"])]
     how = dict(bgp="none here: BIRD (its own unit, podnet-bird.service) learns them",
                **{"host-gw": "via the peer on the underlay"}).get(plan["mode"], "through the tunnel")

@@ -10,7 +10,6 @@ import shlex
 
 import pytest
 
-from ansible_collections.podnet.fabric.plugins.filter.cluster import as_json
 from ansible_collections.podnet.fabric.plugins.module_utils import node_plan, script
 from ansible_collections.podnet.fabric.plugins.module_utils.model import Cluster
 
@@ -103,12 +102,6 @@ def test_flood_appends_and_ipip_and_multicast():
     assert ["ip", "link", "add", "mustang.tun0", "mtu", "1480", "type", "ipip", "local", "10.57.4.20", "ttl",
             "64"] in flat
     assert ["ethtool", "-K", "mustang.tun0", "tx-checksum-ip-generic", "off"] in flat
-
-
-def test_the_roles_plan_as_json_text_renders_the_same():
-    data = plan(mode="vxlan", policy=POLICY)
-    assert script.render(as_json(data), "host1") == script.render(data, "host1")
-    assert isinstance(as_json(data)["routes"], str)
 
 
 def test_render_quotes_every_word_and_annotates_every_step():
