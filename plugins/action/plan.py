@@ -35,5 +35,10 @@ class ActionModule(ActionBase):
         except AnsibleFilterError as exc:
             result.update(failed=True, msg=str(exc))
             return result
+        # The rp_filter warnings (rp_filter.py) are the run's own warnings: shown, and in the recap,
+        # with no task of their own (a debug task was a worker fork per host on every run).
+        warnings = plan.pop("warnings", [])
+        if warnings:
+            result["warnings"] = warnings
         result.update(changed=False, ansible_facts=dict(podnet_plan=plan))
         return result

@@ -12,7 +12,9 @@ version_added: 0.1.0
 description:
   - Computes what this node must hold from the validated cluster and the node's own underlay facts
     (plugins/module_utils/node_plan.py), and sets it as the fact C(podnet_plan) - its pods, tunnel
-    device, MTU, the devices and chains of other modes to remove, its warnings.
+    device, MTU, the devices and chains of other modes to remove.
+  - Warns (the run's own warnings, no task of their own) where reverse-path filtering on the underlay,
+    the tunnel device or a pod's veth can drop pod traffic, or lets pods spoof each other's addresses.
   - The lists that grow with the cluster (routes, FDB and neighbour entries, the chains with the
     guard's rule per peer) are left out (C(routes) and C(iptables) are null, C(fdb) keeps its
     device, C(iptables_switch) is a boolean); the task that hands one to a module plans it with

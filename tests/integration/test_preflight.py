@@ -113,6 +113,24 @@ def test_preflight_false_skips_the_probe(lab):
 
 
 @SLOW
+def test_loose_rp_filter_on_the_underlay_is_warned_and_left_alone(lab):
+    """The plan's rp_filter warnings (rp_filter.py) are the run's own Ansible warnings."""
+    h3 = lab.hosts["h3"]["ansible_host"]
+    key = "net.ipv4.conf.eth0.rp_filter"
+    before = sh("sysctl", "-n", key, ns=h3).strip()
+    sh("sysctl", "-q", "-w", "%s=2" % key, ns=h3)
+    try:
+        proc = lab.converge("vxlan", "-e", "podnet_preflight=false")
+        # Ansible prints warnings on stderr, folded to the terminal's width.
+        text = " ".join(proc.stderr.split())
+        assert "[WARNING]: h3: rp_filter is loose (2) on eth0" in text, proc.stderr[-4000:]
+        assert "h1: rp_filter" not in text and "h2: rp_filter" not in text, proc.stderr[-4000:]
+        assert sh("sysctl", "-n", key, ns=h3).strip() == "2", "podnet changed the user's rp_filter"
+    finally:
+        sh("sysctl", "-q", "-w", "%s=%s" % (key, before), ns=h3)
+
+
+@SLOW
 def test_a_narrower_link_in_the_path_gives_a_smaller_mtu_and_verify_proves_it(lab):
     sh("ip", "-n", lab.router, "link", "set", LEG_B, "mtu", "1400")
     try:
