@@ -6,7 +6,7 @@
 Why it exists: the strategy imports each task's action plugin in the controller's main process
 (to read ``BYPASS_HOST_LOOP``) before it forks the task's workers (a fork per host and task).
 Importing this one imports podnet's filters with it, so the workers of the underlay read (whose
-arguments call ``podnet.fabric.node_bird_files``) and of every later task find them imported,
+arguments call ``podnet.fabric.node_files``) and of every later task find them imported,
 instead of each compiling the filters and the planner from source (the collection loader keeps
 no bytecode; ~25 ms per host, docs/benchmarks.md). The plan action (plugins/action/plan.py) does
 the same, later in playbooks/plan.yml.

@@ -28,7 +28,7 @@ import json
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.podnet.fabric.plugins.module_utils import model, node_plan as planner, preflight, underlay
+from ansible_collections.podnet.fabric.plugins.module_utils import bird, model, node_plan as planner, preflight, underlay
 from ansible_collections.podnet.fabric.plugins.module_utils import script as renderer
 from ansible_collections.podnet.fabric.plugins.module_utils import verify_plan as verifier
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
@@ -178,6 +178,19 @@ def _read(the, read):
     return [node.name for node in the.nodes if node.name in read]
 
 
+def node_files(data, host):
+    """``validate_cluster | podnet.fabric.node_files(inventory_hostname)``: the files podnet.fabric.node_facts
+    tells the plan about (``files``): podnet's BIRD config, so only a node that has one stops its BIRD,
+    and the kernel modules an ipip device loaded, so teardown asks ip_tunnel to unload them only there."""
+    if isinstance(data, str):
+        data = json.loads(data)
+    try:
+        settings = data["settings"]
+    except (TypeError, KeyError):
+        raise AnsibleFilterError("podnet: expected the result of podnet.fabric.cluster (validate_cluster)")
+    return [bird.paths(settings["state_dir"], host)["config_file"], planner.kmod_file(settings, host)]
+
+
 def preflight_plan(data, host, hostvars, read, token):
     """``validate_cluster | podnet.fabric.preflight_plan(inventory_hostname, hostvars, ansible_play_hosts,
     token)``: podnet.fabric.preflight's options for this node (whom it probes, with what)."""
@@ -203,4 +216,4 @@ class FilterModule(object):
     def filters(self):
         return dict(cluster=cluster, validate_inventory=validate_inventory, check_underlay=check_underlay,
                     node_plan=node_plan, peer_list=peer_list, node_script=node_script, verify_plan=verify_plan,
-                    preflight_plan=preflight_plan, preflight_verdict=preflight_verdict)
+                    preflight_plan=preflight_plan, preflight_verdict=preflight_verdict, node_files=node_files)

@@ -86,7 +86,9 @@ def plan(cluster, name, fact):
     if replaces:
         tunnel["replaces"] = replaces
     result = dict(mode=cluster.mode, mtu=mtu, pods=pods, routes=routes, tunnel=tunnel,
-                  fdb=_fdb(cluster, peers), devices=devices, absent_tunnels=absent,
+                  fdb=_fdb(cluster, peers), devices=_teardown_devices(devices, existing, fact, kmod_file(s, name),
+                                                                     old_dirs),
+                  absent_tunnels=absent,
                   iptables=netfilter.chains(cluster, node) + gone_chains,
                   iptables_absent=[dict(name=c, state="absent") for c in chains] + gone_chains,
                   # During a mode switch the node role writes this: the guard also covers the old
@@ -104,7 +106,7 @@ def plan(cluster, name, fact):
                   replay_moved_from=["%s/%s-replay.sh" % (old, name) for old in old_dirs],
                   # The other files podnet keeps there (podnet.fabric.state_files moves them): the
                   # kernel modules an ipip device loaded (ip_tunnel) and the CNI plugin's record.
-                  state_moved_from=old_dirs, state_files=["%s-kmod.json" % name, "%s-cni.json" % name])
+                  state_moved_from=old_dirs, state_files=[kmod_file(s, name).rsplit("/", 1)[1], "%s-cni.json" % name])
     result["warnings"] = rp_filter.warnings(name, iface, tunnel and tunnel["name"],
                                             [p["host_ifname"] for p in node.pods], fact)
     # bgp needs only this node's own fact (a peer is on its subnet when its node_ip is).
@@ -112,6 +114,22 @@ def plan(cluster, name, fact):
         if cluster.mode == "bgp" else None
     result["bird_absent"] = _bird_absent(cluster, name, fact, old_dirs)
     return result
+
+
+def kmod_file(settings, name):
+    """Where ip_tunnel keeps the kernel modules an ipip device of node ``name`` loaded."""
+    return "%s/%s-kmod.json" % (settings["state_dir"].rstrip("/"), name)
+
+
+def _teardown_devices(devices, existing, fact, kmod, old_dirs):
+    """The devices teardown removes, one ip_tunnel call each: podnet's (name and kind) that the node
+    holds (node_facts' ``tunnels``), and the ipip device also when the node keeps the kernel modules
+    an ipip device loaded (node_facts' ``files``: ip_tunnel unloads them, so tunl0 goes too). Unknown
+    (no facts, or a renamed state directory whose files were not asked about): every device."""
+    files = fact.get("files")
+    if existing is None or files is None or old_dirs:
+        return devices
+    return [d for d in devices if existing.get(d["name"]) == d["kind"] or (d["kind"] == "ipip" and kmod in files)]
 
 
 def _bird_absent(cluster, name, fact, old_dirs):

@@ -114,3 +114,17 @@ def test_renamed_device_of_another_mode_goes_with_cleanup_under_the_guard():
 def test_a_record_that_cannot_be_read_is_refused_naming_the_file(bad, message):
     with pytest.raises(PodnetError, match="host host1: /var/lib/podnet/host1-record.json: .*" + message):
         plan(fact=with_record(copy.deepcopy(bad)))
+
+
+def test_teardown_asks_only_about_the_devices_the_node_holds():
+    both = [{"name": "mustang.tun0", "kind": "ipip"}, {"name": "vxlan0", "kind": "vxlan"}]
+    assert plan()["devices"] == both                          # nothing read: every device
+    read = dict(FACT, tunnels={"vxlan0": "vxlan", "mustang.tun0": "vxlan"}, files=[])
+    assert plan(fact=read)["devices"] == [{"name": "vxlan0", "kind": "vxlan"}]   # a same-named vxlan is not podnet's ipip
+    kmod = dict(read, files=["/var/lib/podnet/host1-kmod.json"])
+    assert plan(fact=kmod)["devices"] == both                 # ipip's modules recorded: ip_tunnel unloads them
+    assert plan({"mode": "host-gw"}, dict(FACT, tunnels={}, files=[]))["devices"] == []
+    # A renamed state directory (the record names the earlier one): every device, under every name.
+    previous = plan()["record"]
+    renamed = plan({"state_dir": "/srv/podnet"}, with_record(previous, tunnels={}, files=[]))
+    assert both[0] in renamed["devices"] and both[1] in renamed["devices"]
