@@ -85,10 +85,9 @@ def plan(cluster, name, fact):
                 and (existing is None or existing.get(d["name"]) == d["kind"])]
     if replaces:
         tunnel["replaces"] = replaces
+    held = _teardown_devices(devices, existing, fact, kmod_file(s, name), old_dirs)
     result = dict(mode=cluster.mode, mtu=mtu, pods=pods, routes=routes, tunnel=tunnel,
-                  fdb=_fdb(cluster, peers), devices=_teardown_devices(devices, existing, fact, kmod_file(s, name),
-                                                                     old_dirs),
-                  absent_tunnels=absent,
+                  fdb=_fdb(cluster, peers), devices=held, absent_tunnels=absent,
                   iptables=netfilter.chains(cluster, node) + gone_chains,
                   iptables_absent=[dict(name=c, state="absent") for c in chains] + gone_chains,
                   # During a mode switch the node role writes this: the guard also covers the old
