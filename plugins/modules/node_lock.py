@@ -119,64 +119,15 @@ taken_over:
   type: str
 """
 
-import errno
-import fcntl
-import json
 import os
 import time
 from contextlib import contextmanager
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.podnet.fabric.plugins.module_utils import lock
+from ansible_collections.podnet.fabric.plugins.module_utils import lock, lock_file
 
 POLL = 0.5
-
-
-@contextmanager
-def guarded(directory):
-    """An exclusive flock of the lock's directory: every read-decide-write of the lock is in one."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def read(path):
-    """The lock file's content (None: no lock; an unreadable file counts as held since its mtime)."""
-    try:
-        with open(path) as handle:
-            text = handle.read()
-    except (IOError, OSError) as exc:
-        if exc.errno == errno.ENOENT:
-            return None
-        raise
-    try:
-        data = json.loads(text)
-        if isinstance(data, dict):
-            return data
-    except ValueError:
-        pass
-    mtime = os.stat(path).st_mtime
-    return dict(run=None, playbook="unreadable lock file", expires=mtime + 3600)
-
-
-def write(path, data, replace):
-    """Write ``data`` as the lock: a complete temporary file linked into place (fails if a lock
-    exists), or renamed over a stale one."""
-    tmp = "%s.%d.tmp" % (path, os.getpid())
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, sort_keys=True)
-    try:
-        if replace:
-            os.rename(tmp, path)
-        else:
-            os.link(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def take(module, path, holder):
@@ -191,15 +142,15 @@ def take(module, path, holder):
         os.makedirs(directory, 0o755, exist_ok=True)
     deadline = time.monotonic() + params["timeout"]
     while True:
-        with guarded(directory) if os.path.isdir(directory) else _nothing():
-            current = read(path)
+        with lock_file.guarded(directory) if os.path.isdir(directory) else _nothing():
+            current = lock_file.read(path)
             action, reason = lock.decide(current, holder, time.time(), params["take_over"])
             if action == "ours":
                 return dict(changed=False, lock=current)
             if action == "take":
                 after = lock.record(holder, time.time(), params["lease"])
                 if not module.check_mode:
-                    write(path, after, replace=current is not None)
+                    lock_file.write(path, after, replace=current is not None)
                 result = dict(changed=True, lock=after)
                 if reason:
                     module.warn("podnet: took over the stale lock %s: %s" % (path, reason))
@@ -218,20 +169,12 @@ def _nothing():
 
 
 def give_back(module, path, holder):
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        return dict(changed=False, lock={})
-    with guarded(directory):
-        current = read(path)
-        if current is None:
-            return dict(changed=False, lock={})
-        if not module.params["force"] and current.get("run") != holder.get("run"):
-            module.warn("podnet: %s is held by another run (%s): left alone" % (path, lock.describe(current)))
-            return dict(changed=False, lock=current, lock_holder=current)
-        if not module.check_mode:
-            os.unlink(path)
-    result = dict(changed=True, lock={})
-    if module._diff:
+    changed, current, other = lock_file.give_back(path, holder, module.params["force"], module.check_mode)
+    if other:
+        module.warn("podnet: %s is held by another run (%s): left alone" % (path, lock.describe(other)))
+        return dict(changed=False, lock=other, lock_holder=other)
+    result = dict(changed=changed, lock={})
+    if changed and module._diff:
         result["diff"] = dict(before=current, after={})
     return result
 

@@ -62,9 +62,32 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  lock:
+    description:
+      - After the record, give this run's lock (M(podnet.fabric.node_lock)) back, as a run's last step -
+        site.yml and teardown.yml do, so the record is written and the lock given back in one call.
+      - Removed only when this run holds it; a lock of another run is left alone, with a warning.
+        Not removed in check mode.
+      - The action plugin fills in the run's identity, as M(podnet.fabric.node_lock)'s does.
+    type: dict
+    suboptions:
+      path:
+        description: The lock file, C(<podnet_state_dir>/<node>.lock).
+        type: path
+        required: true
+      holder:
+        description: This run (filled in by the action plugin).
+        type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
   diff_mode:
@@ -81,6 +104,13 @@ EXAMPLES = r"""
     path: "{{ podnet_plan.record_file }}"
     record: "{{ podnet_plan.record }}"
 
+- name: Record it and give this run's lock back (site.yml's last step)
+  podnet.fabric.node_record:
+    path: "{{ podnet_plan.record_file }}"
+    record: "{{ podnet_plan.record }}"
+    lock:
+      path: /var/lib/podnet/host1.lock
+
 - name: Forget it (teardown)
   podnet.fabric.node_record:
     path: /var/lib/podnet/host1-record.json
@@ -96,6 +126,15 @@ record:
            "chains": ["PODNET-FORWARD", "PODNET-POLICY", "PODNET-INPUT"],
            "pods": [{"name": "pod-a", "host_ifname": "veth-pod-a"}],
            "sysctls": {"file": "/var/lib/podnet/host1-sysctl.json", "keys": ["net.ipv4.ip_forward"]}}
+lock_released:
+  description: The lock of O(lock) was this run's and is removed (or would be, in check mode).
+  returned: with O(lock)
+  type: bool
+  sample: true
+lock_holder:
+  description: The other run's lock, left alone, when another run holds it.
+  returned: with O(lock), when another run holds the lock
+  type: dict
 commands:
   description: Always empty (the module writes one file, it runs no command).
   returned: always
@@ -107,7 +146,7 @@ commands:
 import json
 import os
 
-from ansible_collections.podnet.fabric.plugins.module_utils import files, record, skeleton
+from ansible_collections.podnet.fabric.plugins.module_utils import files, lock, lock_file, record, skeleton
 from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
@@ -141,7 +180,17 @@ def converge(module):
             write(path, want)
         else:
             os.unlink(path)
-    return skeleton.result(Runner(module), changed, dict(record=have), dict(record=want), record=want)
+    extra = {}
+    if params["lock"]:
+        # The record first: a run that stops here keeps its lock, and the always block gives it back.
+        released, before, other = lock_file.give_back(params["lock"]["path"], params["lock"]["holder"],
+                                                      check_mode=module.check_mode)
+        extra["lock_released"] = released
+        if other:
+            module.warn("podnet: %s is held by another run (%s): left alone"
+                        % (params["lock"]["path"], lock.describe(other)))
+            extra["lock_holder"] = other
+    return skeleton.result(Runner(module), changed, dict(record=have), dict(record=want), record=want, **extra)
 
 
 def main():
@@ -154,7 +203,8 @@ def main():
             chains=dict(type="list", elements="str", required=True),
             pods=dict(type="list", elements="dict", required=True),
             sysctls=dict(type="dict", required=True))),
-        state=dict(type="str", default="present", choices=["present", "absent"])))
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        lock=dict(type="dict", options=dict(path=dict(type="path", required=True), holder=dict(type="dict")))))
 
 
 if __name__ == "__main__":

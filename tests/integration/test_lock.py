@@ -162,6 +162,61 @@ def test_the_module_takes_once_per_run_gives_back_and_leaves_others_alone(tmp_pa
     assert r["relative"]["failed"] and "not an absolute file path" in r["relative"]["msg"]
 
 
+RECORD_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  vars:
+    rec: {version: 1, node: n1, devices: [], chains: [], pods: [], sysctls: {file: "%(dir)s/n1-sysctl.json", keys: []}}
+  tasks:
+    - name: take
+      podnet.fabric.node_lock: {path: "%(path)s"}
+    - name: record, and give the lock back, in check mode
+      podnet.fabric.node_record: {path: "%(dir)s/n1-record.json", record: "{{ rec }}", lock: {path: "%(path)s"}}
+      check_mode: true
+      register: checked
+    - ansible.builtin.stat: {path: "%(path)s"}
+      register: after_check
+    - name: record, and give the lock back
+      podnet.fabric.node_record: {path: "%(dir)s/n1-record.json", record: "{{ rec }}", lock: {path: "%(path)s"}}
+      register: recorded
+    - ansible.builtin.stat: {path: "%(path)s"}
+      register: after_record
+    - name: again, no lock left
+      podnet.fabric.node_record: {path: "%(dir)s/n1-record.json", record: "{{ rec }}", lock: {path: "%(path)s"}}
+      register: again
+    - ansible.builtin.copy:
+        dest: "%(path)s"
+        content: '{"run": "elsewhere", "user": "alice", "host": "ops-box", "pid": 4242, "expires": 9999999999}'
+        mode: "0644"
+    - name: another run's lock is left alone (the record forgotten)
+      podnet.fabric.node_record: {path: "%(dir)s/n1-record.json", state: absent, lock: {path: "%(path)s"}}
+      register: left
+    - ansible.builtin.copy:
+        dest: "%(out)s"
+        content: "{{ dict(checked=checked, after_check=after_check.stat.exists, recorded=recorded,
+                  after_record=after_record.stat.exists, again=again, left=left) | to_json }}"
+        mode: "0644"
+"""
+
+
+def test_the_record_gives_this_runs_lock_back_and_leaves_another_runs(tmp_path):
+    state = tmp_path / "state"
+    path, out = str(state / "n1.lock"), str(tmp_path / "out.json")
+    (tmp_path / "play.yml").write_text(RECORD_PLAY % dict(path=path, dir=str(state), out=out))
+    proc = subprocess.run([PLAYBOOK, "-i", "localhost,", "-c", "local", "-e",
+                           "ansible_python_interpreter=" + os.path.join(VENV_BIN, "python"), str(tmp_path / "play.yml")],
+                          capture_output=True, text=True, env=env(), cwd=ROOT, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    with open(out) as handle:
+        r = json.load(handle)
+    assert r["checked"]["changed"] and r["checked"]["lock_released"] and r["after_check"]   # check mode: kept
+    assert r["recorded"]["changed"] and r["recorded"]["lock_released"] and not r["after_record"]
+    assert not r["again"]["changed"] and not r["again"]["lock_released"]               # lock bookkeeping is no change
+    assert r["left"]["changed"] and not r["left"]["lock_released"] and r["left"]["lock_holder"]["user"] == "alice"
+    assert any("held by another run" in w for w in r["left"]["warnings"]) and os.path.exists(path)
+    assert not os.path.exists(str(state / "n1-record.json"))
+
+
 # -- site.yml and a lock it finds ------------------------------------------------------------
 
 
