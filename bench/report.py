@@ -487,11 +487,15 @@ each reading N hosts' variables, ~N^2 in all (the "before" table). What replaced
   the underlay check, the pre-flight verdict) include the lock role's `stop` (give the lock back,
   then fail) only when they failed, one skipped include each instead of three skipped tasks; the
   rp_filter warnings are the plan task's own Ansible warnings instead of a debug task; the CNI role
-  is a step of the mode's include loop. Side by side (N=16 and 64, the code before, b2f8aae, and
-  after, f6824c8 + the teardown change, run at the same time, one run each): site.yml 1226 and
-  1125 ms of CPU per node against 1108 and 962 ms, their do-nothing twins 634/653 and 623/630 ms;
-  1.93x/1.72x against 1.78x/1.53x the twin. The node's record now also gives the lock back: one
-  module call per node and run less (the twin mirrors site.yml's module count, so the ratio hides it).
+  is a step of the mode's include loop. Side by side, the code before (b2f8aae) and after, run at
+  the same time, one run each, twice: after = b982fb3, site.yml 1226 against 1108 ms of CPU per node
+  at N=16 and 1125 against 962 at N=64, their do-nothing twins 634/623 and 653/630 ms, 1.93x against
+  1.78x and 1.72x against 1.53x the twin; after = the node record's lock change too (below), 1414
+  against 1262 ms at N=16 and 1411 against 1248 at N=64, twins 852/824 and 707/730 ms, 1.66x against
+  1.53x and 2.00x against 1.71x (a busier machine). site.yml's own CPU per node fell 10-14%.
+  The node's record now also gives the lock back, one module call per node and run less on a real
+  node; the stub's canned record result does not say it gave the lock back, so the stubbed run still
+  makes the release call and the twin mirrors it: these figures do not show that cut.
 - **Still open** (issue 10 stays open): the goal (1.3x) is missed. What remains skipped per host:
   the lock's first-node/other-nodes pair (one), the three stop includes, the state-directory move
   (one), the end-of-run release (two, skipped where the record gave the lock back). Block/rescue
