@@ -137,15 +137,20 @@ MODULE_PLAY = """
 """
 
 
-def test_the_module_takes_once_per_run_gives_back_and_leaves_others_alone(tmp_path):
-    path, out = str(tmp_path / "state" / "n1.lock"), str(tmp_path / "out.json")
-    (tmp_path / "play.yml").write_text(MODULE_PLAY % dict(path=path, out=out))
+def local_play(tmp_path, text, out):
+    """Run the playbook ``text`` on localhost; what it wrote to ``out`` (JSON)."""
+    (tmp_path / "play.yml").write_text(text)
     proc = subprocess.run([PLAYBOOK, "-i", "localhost,", "-c", "local", "-e",
                            "ansible_python_interpreter=" + os.path.join(VENV_BIN, "python"), str(tmp_path / "play.yml")],
                           capture_output=True, text=True, env=env(), cwd=ROOT, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:]
     with open(out) as handle:
-        r = json.load(handle)
+        return json.load(handle)
+
+
+def test_the_module_takes_once_per_run_gives_back_and_leaves_others_alone(tmp_path):
+    path, out = str(tmp_path / "state" / "n1.lock"), str(tmp_path / "out.json")
+    r = local_play(tmp_path, MODULE_PLAY % dict(path=path, out=out), out)
     assert r["checked"]["changed"] and not r["after_check"]
     assert r["checked"]["diff"]["before"] == {} and r["checked"]["diff"]["after"]["user"]
     assert r["taken"]["changed"] and r["taken"]["lock"]["pid"] > 0 and r["taken"]["lock"]["playbook"].endswith("play.yml")
@@ -202,13 +207,7 @@ RECORD_PLAY = """
 def test_the_record_gives_this_runs_lock_back_and_leaves_another_runs(tmp_path):
     state = tmp_path / "state"
     path, out = str(state / "n1.lock"), str(tmp_path / "out.json")
-    (tmp_path / "play.yml").write_text(RECORD_PLAY % dict(path=path, dir=str(state), out=out))
-    proc = subprocess.run([PLAYBOOK, "-i", "localhost,", "-c", "local", "-e",
-                           "ansible_python_interpreter=" + os.path.join(VENV_BIN, "python"), str(tmp_path / "play.yml")],
-                          capture_output=True, text=True, env=env(), cwd=ROOT, check=False)
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    with open(out) as handle:
-        r = json.load(handle)
+    r = local_play(tmp_path, RECORD_PLAY % dict(path=path, dir=str(state), out=out), out)
     assert r["checked"]["changed"] and r["checked"]["lock_released"] and r["after_check"]   # check mode: kept
     assert r["recorded"]["changed"] and r["recorded"]["lock_released"] and not r["after_record"]
     assert not r["again"]["changed"] and not r["again"]["lock_released"]               # lock bookkeeping is no change
