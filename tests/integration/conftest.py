@@ -7,6 +7,7 @@ under ``ip netns exec <scratch>`` (or with ``netns=``), as a user would run them
 
 import json
 import os
+import signal
 import subprocess
 import time
 import uuid
@@ -17,6 +18,61 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 # Short, so that names built from it stay within limits; unique per test run.
 RUN_ID = uuid.uuid4().hex[:5]
+# Each run notes its pid here (RUN_ID -> pid), so a later run removes what a killed one left.
+RUNS = "/run/podnet-test-runs"
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep_dead_runs():
+    """The namespaces of earlier runs whose pytest is gone (killed with SIGKILL: no finaliser ran),
+    with the processes still in them (BIRD, listeners); a run still going is left alone."""
+    for run in os.listdir(RUNS):
+        try:
+            with open(os.path.join(RUNS, run)) as handle:
+                pid = int(handle.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if _alive(pid):
+            continue
+        for name in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
+            if name.startswith("pnt" + run):
+                for proc in sh("ip", "netns", "pids", name, check=False).split():
+                    try:
+                        os.kill(int(proc), signal.SIGKILL)
+                    except (ProcessLookupError, ValueError):
+                        pass
+                sh("ip", "netns", "del", name, check=False)
+        os.unlink(os.path.join(RUNS, run))
+
+
+def _stop_on_sigterm(signum, frame):
+    # timeout(1), kill, a CI runner's cancel: like Ctrl-C, so pytest runs every finaliser
+    # (namespaces, BIRD) before it exits.
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def pytest_sessionstart(session):
+    os.makedirs(RUNS, exist_ok=True)
+    _sweep_dead_runs()
+    with open(os.path.join(RUNS, RUN_ID), "w") as handle:
+        handle.write("%d\n" % os.getpid())
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    try:
+        os.unlink(os.path.join(RUNS, RUN_ID))
+    except OSError:
+        pass
 
 
 def sh(*argv, check=True, ns=None, input=None):
