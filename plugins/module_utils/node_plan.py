@@ -98,6 +98,9 @@ def plan(cluster, name, fact):
                   sysctls=dict(SYSCTLS), iface=iface,
                   sysctl_file=sysctl_file, sysctl_moved_from=gone["sysctl_files"],
                   record_file=record_file,
+                  # The run lock's file (roles/lock takes it, before this plan exists, under the same
+                  # podnet_state_dir); node_record gives it back as a run's last step.
+                  lock_file="%s/%s.lock" % (s["state_dir"].rstrip("/"), name),
                   record=record.build(name, tunnel, chains, node.pods, sysctl_file, SYSCTLS),
                   # The node's commands as a script (script.py), kept for the boot replay.
                   replay_file="%s/%s-replay.sh" % (s["state_dir"].rstrip("/"), name),

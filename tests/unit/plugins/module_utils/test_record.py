@@ -128,3 +128,9 @@ def test_teardown_asks_only_about_the_devices_the_node_holds():
     previous = plan()["record"]
     renamed = plan({"state_dir": "/srv/podnet"}, with_record(previous, tunnels={}, files=[]))
     assert both[0] in renamed["devices"] and both[1] in renamed["devices"]
+
+
+def test_the_lock_file_is_where_the_lock_role_takes_it():
+    # roles/lock: "{{ podnet_state_dir | default('/var/lib/podnet') }}/{{ inventory_hostname }}.lock"
+    assert plan()["lock_file"] == "/var/lib/podnet/host1.lock"
+    assert plan({"state_dir": "/srv/podnet/"})["lock_file"] == "/srv/podnet/host1.lock"
