@@ -502,14 +502,12 @@ each reading N hosts' variables, ~N^2 in all (the "before" table). What replaced
   for the three checks would cost no task on a run that goes on, once its interplay with
   `any_errors_fatal` and `run_once` is shown by the failure tests. The rest is podnet's own work per
   host (planning from `validate_cluster`, the pre-flight's plan and verdict, the larger payloads).
-- **Measured under load**: the table above is main's code of b2d5a1f, N=16, 64 and 256 in one
-  run at nice 19, each beside its do-nothing twin, while a whole `make test` (the VM's IPIP suite
-  and the namespace suite) kept both cores busy (load 5.7-8.7): the absolute figures are above
-  a quieter machine's (1108-1262 ms per node at N=16 in the rounds above), the ratios are side
-  by side. CPU per node is flat from N=16 to 256 (1.06x); the
-  ratio to the twin is not (1.63-1.71x against the goal's 1.3x). N=1000 was not measured for this
-  code: a run would take over an hour of this shared machine; nothing is extrapolated. Since the
-  scale branch's run (27b06d2, bench/results/partial) main gained the pre-flight probe and the
+- **Measured under load**: the table above (its code: the page's "code measured" row) ran N=16,
+  64 and 256 in one run at nice 19, each beside its do-nothing twin, while a whole `make test`
+  kept both cores busy (the load column): the absolute figures are above a quieter machine's
+  (the rounds above), the ratios are side by side. N=1000 was not measured for this code: a
+  run would take over an hour of this shared machine; nothing is extrapolated. Since the scale
+  branch's run (27b06d2, bench/results/partial) main gained the pre-flight probe and the
   run lock: 31 tasks per host instead of 15, so the absolute figures are not comparable with it,
   the ratios are."""
 

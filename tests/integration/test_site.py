@@ -218,7 +218,7 @@ def test_ipip_hybrid_rerun_changes_nothing(tmp_path):
     """The hybrid's second converge changes nothing (a rerun in ipip without direct routing is
     test_ipip.py's; `make ipip-vm-all`: three nodes' converge twice is too long for make test)."""
     requires_ipip()
-    lab = Lab(tmp_path, "c", HYBRID)
+    lab = Lab(tmp_path, "d", HYBRID)
     try:
         lab.up()
         lab.converge("ipip", "-e", "podnet_direct_routing=true")
