@@ -18,6 +18,9 @@ description:
     saved in a previous state directory. teardown.yml removes it last.
   - The file is replaced atomically (a temporary file in the same directory, then a rename), and only
     when its content changes.
+  - With O(replay), the same call first writes the node's boot replay, as M(podnet.fabric.replay)
+    does (the same code, with its options). So site.yml's last step keeps the node's pod network
+    across reboots, records what podnet made, and gives this run's lock back in one module call.
 author:
   - podnet developers (@podnet)
 options:
@@ -62,6 +65,42 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  replay:
+    description:
+      - Before the record, write the node's boot replay script (and on a host run by systemd its unit),
+        as M(podnet.fabric.replay) with O(podnet.fabric.replay#module:state=present) does. Only with
+        O(state=present); teardown removes the replay with M(podnet.fabric.replay) first of all.
+      - Its options are checked with the record's, before anything is written.
+    type: dict
+    suboptions:
+      path:
+        description: Where the script goes (podnet_state_dir/NODE-replay.sh in site.yml).
+        type: path
+        required: true
+      moved_from:
+        description: Earlier paths of the script (a renamed podnet_state_dir), removed when they exist.
+        type: list
+        elements: path
+        default: []
+      script:
+        description: The script's text (the C(podnet.fabric.node_script) filter's). Required.
+        type: str
+      iface:
+        description: The underlay interface the unit waits for and binds to. Required when the unit is written.
+        type: str
+      service:
+        description: How the script runs at boot, as M(podnet.fabric.replay)'s O(podnet.fabric.replay#module:service).
+        type: str
+        choices: [auto, none, systemd]
+        default: auto
+      unit:
+        description: The systemd unit.
+        type: str
+        default: podnet-replay.service
+      unit_dir:
+        description: Where the unit file goes.
+        type: path
+        default: /etc/systemd/system
   lock:
     description:
       - After the record, give this run's lock (M(podnet.fabric.node_lock)) back, as a run's last step -
@@ -92,7 +131,7 @@ attributes:
     support: full
   diff_mode:
     support: full
-    details: The record before and after.
+    details: The record before and after (with O(replay), also the script, the unit and whether it is enabled).
   platform:
     support: N/A
     platforms: posix
@@ -104,10 +143,14 @@ EXAMPLES = r"""
     path: "{{ podnet_plan.record_file }}"
     record: "{{ podnet_plan.record }}"
 
-- name: Record it and give this run's lock back (site.yml's last step)
+- name: Write the boot replay, record it, and give this run's lock back (site.yml's last step)
   podnet.fabric.node_record:
     path: "{{ podnet_plan.record_file }}"
     record: "{{ podnet_plan.record }}"
+    replay:
+      path: "{{ podnet_plan.replay_file }}"
+      script: "{{ validate_cluster | podnet.fabric.node_script(inventory_hostname, podnet_underlay) }}"
+      iface: "{{ podnet_plan.iface }}"
     lock:
       path: /var/lib/podnet/host1.lock
 
@@ -126,6 +169,21 @@ record:
            "chains": ["PODNET-FORWARD", "PODNET-POLICY", "PODNET-INPUT"],
            "pods": [{"name": "pod-a", "host_ifname": "veth-pod-a"}],
            "sysctls": {"file": "/var/lib/podnet/host1-sysctl.json", "keys": ["net.ipv4.ip_forward"]}}
+replay:
+  description: With O(replay), what the replay step did.
+  returned: with O(replay)
+  type: dict
+  contains:
+    changed:
+      description: The script or the unit was written, or an earlier script removed.
+      type: bool
+    service:
+      description: How the script runs at boot (none or systemd).
+      type: str
+    unit_file:
+      description: The unit's path (null unless the service is systemd).
+      type: str
+  sample: {"changed": false, "service": "none", "unit_file": null}
 lock_released:
   description: The lock of O(lock) was this run's and is removed (or would be, in check mode).
   returned: with O(lock)
@@ -136,7 +194,7 @@ lock_holder:
   returned: with O(lock), when another run holds the lock
   type: dict
 commands:
-  description: Always empty (the module writes one file, it runs no command).
+  description: The commands that ran (or would run), as argument lists; only the replay's systemd unit runs any.
   returned: always
   type: list
   elements: list
@@ -146,7 +204,7 @@ commands:
 import json
 import os
 
-from ansible_collections.podnet.fabric.plugins.module_utils import files, lock, lock_file, record, skeleton
+from ansible_collections.podnet.fabric.plugins.module_utils import boot, files, lock, lock_file, record, skeleton
 from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
 
@@ -173,24 +231,35 @@ def converge(module):
     if present and params["record"] is None:
         raise PodnetError("record: required with state=present")
     want = record.check(params["record"], "record", read=False) if present else None
-    have = read(path)
+    replay = params["replay"]
+    if replay is not None and not present:
+        raise PodnetError("replay: only with state=present (teardown removes the replay with podnet.fabric.replay)")
+    kind = boot.check(replay, True, "replay.") if replay is not None else None
+    runner = Runner(module)
+    extra = {}
+    before, after = dict(record=read(path)), dict(record=want)
+    if replay is not None:
+        # The replay first: a run that stops in it leaves the record of the run before.
+        done, before["replay"], after["replay"], more = boot.converge(runner, replay, True, kind, module.check_mode)
+        extra["replay"] = dict(more, changed=done)
+    have = before["record"]
     changed = have != want
     if changed and not module.check_mode:
         if present:
             write(path, want)
         else:
             os.unlink(path)
-    extra = {}
+    changed = changed or bool(extra.get("replay", {}).get("changed"))
     if params["lock"]:
         # The record first: a run that stops here keeps its lock, and the always block gives it back.
-        released, before, other = lock_file.give_back(params["lock"]["path"], params["lock"]["holder"],
-                                                      check_mode=module.check_mode)
+        released, _held, other = lock_file.give_back(params["lock"]["path"], params["lock"]["holder"],
+                                                     check_mode=module.check_mode)
         extra["lock_released"] = released
         if other:
             module.warn("podnet: %s is held by another run (%s): left alone"
                         % (params["lock"]["path"], lock.describe(other)))
             extra["lock_holder"] = other
-    return skeleton.result(Runner(module), changed, dict(record=have), dict(record=want), record=want, **extra)
+    return skeleton.result(runner, changed, before, after, record=want, **extra)
 
 
 def main():
@@ -204,6 +273,7 @@ def main():
             pods=dict(type="list", elements="dict", required=True),
             sysctls=dict(type="dict", required=True))),
         state=dict(type="str", default="present", choices=["present", "absent"]),
+        replay=dict(type="dict", options=boot.OPTIONS),
         lock=dict(type="dict", options=dict(path=dict(type="path", required=True), holder=dict(type="dict")))))
 
 
