@@ -4,6 +4,7 @@
 """The boot replay on a node: the script (``script.render``'s text) and, on a host run by systemd,
 the unit that runs it at boot. podnet.fabric.replay writes or removes it; podnet.fabric.node_record
 writes it in the same call as the node's record (site.yml's last step, one module call a node).
+``under_systemd()`` also tells podnet.fabric.bird whether to run BIRD as a unit.
 
 ``check(params)`` refuses bad options before anything changes; ``converge(runner, params, check)``
 then writes (or removes) the script and the unit, and returns ``(changed, before, after, extra)``.
@@ -28,17 +29,21 @@ OPTIONS = dict(path=dict(type="path", required=True),
                unit_dir=dict(type="path", default="/etc/systemd/system"))
 
 
+def under_systemd():
+    """systemd runs this host and this process is in PID 1's network namespace (not a lab node)."""
+    if not os.path.isdir("/run/systemd/system"):
+        return False
+    try:
+        return os.readlink("/proc/self/ns/net") == os.readlink("/proc/1/ns/net")
+    except OSError:
+        return False
+
+
 def service_kind(kind):
-    """``auto``: ``systemd`` when systemd runs the host and this is PID 1's network namespace."""
+    """``auto``: ``systemd`` on a host run by systemd (``under_systemd``), else ``none``."""
     if kind != "auto":
         return kind
-    if os.path.isdir("/run/systemd/system"):
-        try:
-            if os.readlink("/proc/self/ns/net") == os.readlink("/proc/1/ns/net"):
-                return "systemd"
-        except OSError:
-            pass
-    return "none"
+    return "systemd" if under_systemd() else "none"
 
 
 def check(p, present, where=""):

@@ -118,7 +118,7 @@ import signal
 import tempfile
 import time
 
-from ansible_collections.podnet.fabric.plugins.module_utils import bird, files, skeleton, validate
+from ansible_collections.podnet.fabric.plugins.module_utils import bird, boot, files, skeleton, validate
 from ansible_collections.podnet.fabric.plugins.module_utils.netns import NETNS_DIR
 from ansible_collections.podnet.fabric.plugins.module_utils.runner import Runner
 from ansible_collections.podnet.fabric.plugins.module_utils.validate import PodnetError
@@ -241,13 +241,7 @@ def service_kind(module):
     kind = module.params["service"]
     if kind != "auto":
         return kind
-    if module.params["netns"] is None and os.path.isdir("/run/systemd/system"):
-        try:
-            if os.readlink("/proc/self/ns/net") == os.readlink("/proc/1/ns/net"):
-                return "systemd"
-        except OSError:
-            pass
-    return "process"
+    return "systemd" if module.params["netns"] is None and boot.under_systemd() else "process"
 
 
 def process_present(b, config):
