@@ -237,19 +237,20 @@ def converge(module):
     kind = boot.check(replay, True, "replay.") if replay is not None else None
     runner = Runner(module)
     extra = {}
-    before, after = dict(record=read(path)), dict(record=want)
+    have = read(path)
+    before, after = dict(record=have), dict(record=want)
+    replayed = False
     if replay is not None:
         # The replay first: a run that stops in it leaves the record of the run before.
-        done, before["replay"], after["replay"], more = boot.converge(runner, replay, True, kind, module.check_mode)
-        extra["replay"] = dict(more, changed=done)
-    have = before["record"]
+        replayed, before["replay"], after["replay"], more = boot.converge(runner, replay, True, kind, module.check_mode)
+        extra["replay"] = dict(more, changed=replayed)
     changed = have != want
     if changed and not module.check_mode:
         if present:
             write(path, want)
         else:
             os.unlink(path)
-    changed = changed or bool(extra.get("replay", {}).get("changed"))
+    changed = changed or replayed
     if params["lock"]:
         # The record first: a run that stops here keeps its lock, and the always block gives it back.
         released, _held, other = lock_file.give_back(params["lock"]["path"], params["lock"]["holder"],

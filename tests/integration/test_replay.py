@@ -216,3 +216,26 @@ def test_unit_verifies_and_replay_installs_it(namespaces, tmp_path):
     gone = run_module("replay", dict(path=path, state="absent"), ns=ns)
     assert gone.changed and not os.path.exists(path)
     assert not run_module("replay", dict(path=path, state="absent"), ns=ns).changed
+
+
+def test_node_record_writes_the_replay_with_the_record_in_one_call(namespaces, tmp_path):
+    """site.yml's last step: node_record's ``replay`` writes the script (check mode: nothing
+    written), then the record; a second call changes nothing; a bad replay option is refused before
+    either file is written; ``replay`` with state=absent is refused."""
+    ns = namespaces.add("w")
+    script_path, record_path = str(tmp_path / "n1-replay.sh"), str(tmp_path / "n1-record.json")
+    rec = dict(version=1, node="n1", devices=[], chains=[], pods=[], sysctls=dict(file="/x", keys=[]))
+    args = dict(path=record_path, record=rec, replay=dict(path=script_path, script="#!/bin/sh\n:\n", iface="eth0"))
+    bad = run_module("node_record", dict(args, replay=dict(args["replay"], path="relative.sh")), ns=ns)
+    assert bad.failed and "replay.path" in bad["msg"] and not os.listdir(tmp_path), bad
+    checked = run_module("node_record", args, ns=ns, check=True, diff=True)
+    assert checked.changed and checked["replay"]["changed"] and not os.listdir(tmp_path), checked
+    assert checked["diff"]["after"]["replay"]["script"] == "#!/bin/sh\n:\n"
+    done = run_module("node_record", args, ns=ns)
+    assert done.changed and done["replay"] == dict(changed=True, service="none", unit_file=None), done
+    assert open(script_path).read() == "#!/bin/sh\n:\n" and os.stat(script_path).st_mode & 0o777 == 0o755
+    assert json.load(open(record_path)) == rec
+    again = run_module("node_record", args, ns=ns)
+    assert not again.changed and not again["replay"]["changed"], again
+    refused = run_module("node_record", dict(path=record_path, state="absent", replay=args["replay"]), ns=ns)
+    assert refused.failed and "replay" in refused["msg"] and os.path.exists(record_path), refused
